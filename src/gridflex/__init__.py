@@ -1,0 +1,11 @@
+"""gridflex: decentralised grid-edge control trained through a differentiable
+three-phase power flow (GradMAP)."""
+
+import importlib.metadata
+
+from . import feeders as feeders, powerflow as powerflow
+from .feeders import Feeder as Feeder
+from .powerflow import power_flow as power_flow, PowerFlowSolution as PowerFlowSolution
+
+
+__version__ = importlib.metadata.version("gridflex")
