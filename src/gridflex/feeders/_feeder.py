@@ -1,0 +1,473 @@
+"""The `Feeder`: everything a three-phase power-flow solve needs, nothing about devices.
+
+A feeder is a bus admittance matrix over *nodes* (one node per bus and phase, named as
+OpenDSS names them, `bus.phase`, lower case) plus the slack (the source's internal
+voltages) and the base loads. The Z-Bus solve needs `YNN^{-1}` only through its
+columns at the nodes that carry injections, and the no-load voltages `w`; both are
+computed once here, on the host in float64, so no solve ever factorises a matrix.
+"""
+
+import enum
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import equinox as eqx
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.csgraph as csgraph
+import scipy.sparse.linalg as spla
+from jaxtyping import Complex, Float, Int
+
+from .._custom_types import AnyArray
+from .._misc import format_names
+
+
+_NODE_NAME = re.compile(r"^[^.\s]+\.[1-9][0-9]*$")
+
+
+class LoadModel(enum.IntEnum):
+    """Voltage dependence of a load, numbered as OpenDSS numbers its load models.
+
+    The power drawn at voltage magnitude `|u|` across the load is
+    `s_nom * (|u| / v_nom) ** k` with `k = 0, 2, 1` for the three models.
+    """
+
+    CONSTANT_POWER = 1
+    CONSTANT_IMPEDANCE = 2
+    CONSTANT_CURRENT = 5
+
+    @property
+    def exponent(self) -> int:
+        return {1: 0, 2: 2, 5: 1}[int(self)]
+
+
+def load_model(model: "int | str | LoadModel") -> LoadModel:
+    """Parse a load model given as an OpenDSS number, a name or a `LoadModel`."""
+    if isinstance(model, str):
+        key = model.strip().lower().replace(" ", "_").replace("-", "_")
+        aliases = {
+            "p": 1, "pq": 1, "power": 1, "constant_power": 1,
+            "z": 2, "impedance": 2, "constant_impedance": 2,
+            "i": 5, "current": 5, "constant_current": 5,
+        }  # fmt: skip
+        if key.isdigit():
+            model = int(key)
+        elif key in aliases:
+            model = aliases[key]
+        else:
+            raise ValueError(
+                f"Unknown load model {model!r}; use 'constant_power' (OpenDSS model "
+                "1), 'constant_impedance' (2) or 'constant_current' (5)."
+            )
+    try:
+        return LoadModel(int(model))
+    except ValueError:
+        raise ValueError(
+            f"Load model {model} is not supported. gridflex supports the OpenDSS load "
+            "models 1 (constant power), 2 (constant impedance) and 5 (constant current "
+            "magnitude); convert other models (3, 4, 6, 7, 8) to one of these."
+        ) from None
+
+
+class SparseMatrix(eqx.Module):
+    """A complex matrix in coordinate form, kept on the host.
+
+    Feeders are sparse (a few entries per row); storing admittances densely would cost
+    118 MB for the 906-bus European LV feeder. Use `todense()` or `to_scipy()`.
+    """
+
+    rows: Int[np.ndarray, " nnz"]
+    cols: Int[np.ndarray, " nnz"]
+    values: Complex[np.ndarray, " nnz"]
+    shape: tuple[int, int] = eqx.field(static=True)
+
+    @classmethod
+    def from_any(cls, matrix) -> "SparseMatrix":
+        """From a dense array, a SciPy sparse matrix or a `SparseMatrix`."""
+        if isinstance(matrix, SparseMatrix):
+            return matrix
+        coo = sp.coo_array(matrix, dtype=np.complex128)
+        coo.sum_duplicates()
+        coo.eliminate_zeros()
+        rows, cols = coo.coords
+        shape: tuple[int, int] = coo.shape  # pyright: ignore[reportAssignmentType]
+        return cls(
+            rows=np.asarray(rows, dtype=np.int64),
+            cols=np.asarray(cols, dtype=np.int64),
+            values=np.asarray(coo.data, dtype=np.complex128),
+            shape=(int(shape[0]), int(shape[1])),
+        )
+
+    def to_scipy(self) -> sp.csc_array:
+        return sp.csc_array((self.values, (self.rows, self.cols)), shape=self.shape)
+
+    def todense(self) -> np.ndarray:
+        return self.to_scipy().toarray()
+
+
+class Loads(eqx.Module):
+    """Base loads of a feeder, one row per phase element ("connection").
+
+    A wye phase element connects a node to ground (`node_b == -1`); a delta phase
+    element (or a wye load whose neutral is a phase node) connects two nodes and draws
+    its current from `node_a` into `node_b`. `s_kva` is the complex power (kW + j kvar,
+    positive = consumption) at the nominal voltage magnitude `v_nom_v` across the
+    element, so a three-phase 300 kW load appears as three 100 kW rows.
+    """
+
+    names: tuple[str, ...] = eqx.field(static=True)
+    load: Int[np.ndarray, " conn"]
+    node_a: Int[np.ndarray, " conn"]
+    node_b: Int[np.ndarray, " conn"]
+    s_kva: Complex[np.ndarray, " conn"]
+    v_nom_v: Float[np.ndarray, " conn"]
+    model: Int[np.ndarray, " conn"]
+
+    def __init__(self, names, load, node_a, node_b, s_kva, v_nom_v, model):
+        self.names = tuple(str(n) for n in names)
+        self.load = np.asarray(load, dtype=np.int64).reshape(-1)
+        self.node_a = np.asarray(node_a, dtype=np.int64).reshape(-1)
+        self.node_b = np.asarray(node_b, dtype=np.int64).reshape(-1)
+        self.s_kva = np.asarray(s_kva, dtype=np.complex128).reshape(-1)
+        self.v_nom_v = np.asarray(v_nom_v, dtype=np.float64).reshape(-1)
+        self.model = np.asarray(
+            [int(load_model(int(m))) for m in np.asarray(model).reshape(-1)],
+            dtype=np.int64,
+        )
+
+    def __check_init__(self):
+        n = self.load.shape[0]
+        for field in ("node_a", "node_b", "s_kva", "v_nom_v", "model"):
+            if getattr(self, field).shape != (n,):
+                raise ValueError(
+                    f"Loads.{field} has shape {getattr(self, field).shape}; every "
+                    f"per-connection array needs shape ({n},)."
+                )
+        if n and (self.load.min() < 0 or self.load.max() >= len(self.names)):
+            raise ValueError("Loads.load indexes outside Loads.names.")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError("Load names must be unique.")
+        bad = ~(np.isfinite(self.v_nom_v) & (self.v_nom_v > 0))
+        if bad.any():
+            which = sorted({self.names[i] for i in self.load[bad]})
+            raise ValueError(
+                f"Loads {format_names(which)} have a non-positive nominal voltage; "
+                "give each load its rated kV."
+            )
+        if not np.all(np.isfinite(self.s_kva)):
+            raise ValueError("Load powers must be finite.")
+        if np.any((self.node_a == self.node_b) | (self.node_a < 0)):
+            raise ValueError("A load connection needs two distinct terminals.")
+
+    @classmethod
+    def empty(cls) -> "Loads":
+        return cls((), [], [], [], [], [], [])
+
+    @property
+    def n_loads(self) -> int:
+        return len(self.names)
+
+    def select(self, keep: Sequence[str]) -> "Loads":
+        """The loads named in `keep`, in their original order."""
+        keep_set = set(keep)
+        unknown = keep_set - set(self.names)
+        if unknown:
+            raise ValueError(f"Unknown load(s): {format_names(sorted(unknown))}.")
+        old = [i for i, n in enumerate(self.names) if n in keep_set]
+        new_index = {o: k for k, o in enumerate(old)}
+        rows = np.array([li in new_index for li in self.load], dtype=bool)
+        return Loads(
+            names=[self.names[i] for i in old],
+            load=[new_index[li] for li in self.load[rows]],
+            node_a=self.node_a[rows],
+            node_b=self.node_b[rows],
+            s_kva=self.s_kva[rows],
+            v_nom_v=self.v_nom_v[rows],
+            model=self.model[rows],
+        )
+
+
+class Feeder(eqx.Module):
+    """A three-phase unbalanced distribution feeder, ready for the Z-Bus power flow.
+
+    Build one with `gridflex.feeders.FeederBuilder`, import one with
+    `gridflex.feeders.from_opendss`, or load a built-in one
+    (`gridflex.feeders.ieee13()`).
+    Feeders are immutable: methods such as `with_injection_nodes` return new ones.
+
+    **Attributes:**
+
+    - `name`: a label.
+    - `node_names`: the non-slack nodes, `bus.phase` in lower case (OpenDSS spelling).
+    - `slack_names`: the slack nodes: the source's internal (EMF) voltages, behind its
+        Thevenin impedance, as OpenDSS models a `Vsource`.
+    - `base_v`: each node's line-to-neutral base voltage in volts.
+    - `v_slack`: the slack voltages, complex volts.
+    - `y`: the bus admittance matrix in siemens over `slack_names + node_names` (slack
+        first); the blocks are `y00`, `y0n`, `yn0`, `ynn`.
+    - `loads`: the base loads (`Loads`).
+    - `frequency_hz`: the system frequency the admittances were computed at.
+    - `injection_nodes`: indices of the nodes the power flow iterates on: every node a
+        base load touches, plus nodes where extra injections (`p_kw`, `q_kvar`) may be
+        non-zero. The cost of a solve grows with this set, not with the feeder size.
+    - `w`: no-load voltages, `-YNN^{-1} YN0 v_slack` (complex volts).
+    - `z_inj`: the columns of `YNN^{-1}` at `injection_nodes` (ohms).
+    - `y0`: the slack rows of `y` (dense; gives the source's current).
+    - `wye_conn`, `wye_pos`, `pair_conn`, `pair_pos_a`, `pair_pos_b`: load connections
+        to ground and between nodes, with their positions in `injection_nodes`.
+    """
+
+    name: str = eqx.field(static=True)
+    node_names: tuple[str, ...] = eqx.field(static=True)
+    slack_names: tuple[str, ...] = eqx.field(static=True)
+    base_v: Float[np.ndarray, " node"]
+    v_slack: Complex[np.ndarray, " slack"]
+    y: SparseMatrix
+    loads: Loads
+    frequency_hz: float = eqx.field(static=True)
+    injection_nodes: tuple[int, ...] = eqx.field(static=True)
+    w: Complex[np.ndarray, " node"]
+    z_inj: Complex[np.ndarray, "node inj"]
+    y0: Complex[np.ndarray, "slack all"]
+    wye_conn: Int[np.ndarray, " wye"]
+    wye_pos: Int[np.ndarray, " wye"]
+    pair_conn: Int[np.ndarray, " pair"]
+    pair_pos_a: Int[np.ndarray, " pair"]
+    pair_pos_b: Int[np.ndarray, " pair"]
+
+    def __init__(
+        self,
+        *,
+        node_names: Sequence[str],
+        slack_names: Sequence[str],
+        y,
+        v_slack: Complex[AnyArray, " slack"] | Sequence[complex],
+        base_v: Float[AnyArray, " node"] | Sequence[float],
+        loads: Loads | None = None,
+        injection_nodes: Sequence[str] | None = None,
+        frequency_hz: float = 60.0,
+        name: str = "feeder",
+    ):
+        """**Arguments:**
+
+        - `node_names`, `slack_names`, `v_slack`, `base_v`, `loads`, `frequency_hz`,
+            `name`: as the attributes.
+        - `y`: the full admittance matrix (slack first), dense, SciPy sparse or
+            `SparseMatrix`, in siemens.
+        - `injection_nodes`: names of nodes where extra injections may be placed, in
+            addition to the nodes that carry base loads. Default: none beyond those.
+        """
+        self.name = str(name)
+        self.node_names = tuple(str(n) for n in node_names)
+        self.slack_names = tuple(str(n) for n in slack_names)
+        self.base_v = np.asarray(base_v, dtype=np.float64).reshape(-1)
+        self.v_slack = np.asarray(v_slack, dtype=np.complex128).reshape(-1)
+        self.y = SparseMatrix.from_any(y)
+        self.loads = Loads.empty() if loads is None else loads
+        self.frequency_hz = float(frequency_hz)
+        _validate(self)
+        index = {n: i for i, n in enumerate(self.node_names)}
+        extra = []
+        for n in injection_nodes or ():
+            key = str(n).lower()
+            if key not in index:
+                raise ValueError(
+                    f"Injection node {n!r} is not a node of feeder {self.name!r}; "
+                    "nodes are named 'bus.phase', e.g. "
+                    f"{self.node_names[0]!r}."
+                )
+            extra.append(index[key])
+        touched = set(self.loads.node_a.tolist()) | set(
+            int(b) for b in self.loads.node_b if b >= 0
+        )
+        self.injection_nodes = tuple(sorted(touched | set(extra)))
+        self.w, self.z_inj = _zbus(self)
+        self.y0 = self.y.to_scipy()[: self.n_slack, :].toarray()
+        # Split the load connections once, on the host, into those to ground
+        # (aggregated per node before the iteration) and node-to-node ones; their
+        # positions are indices into `injection_nodes`.
+        pos = np.full(self.n_nodes, -1, dtype=np.int64)
+        pos[list(self.injection_nodes)] = np.arange(len(self.injection_nodes))
+        wye = self.loads.node_b < 0
+        self.wye_conn = np.flatnonzero(wye)
+        self.wye_pos = pos[self.loads.node_a[wye]]
+        self.pair_conn = np.flatnonzero(~wye)
+        self.pair_pos_a = pos[self.loads.node_a[~wye]]
+        self.pair_pos_b = pos[self.loads.node_b[~wye]]
+
+    # --- sizes and blocks -----------------------------------------------------------
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.node_names)
+
+    @property
+    def n_slack(self) -> int:
+        return len(self.slack_names)
+
+    @property
+    def y00(self) -> np.ndarray:
+        return self._block(slice(0, self.n_slack), slice(0, self.n_slack))
+
+    @property
+    def y0n(self) -> np.ndarray:
+        return self._block(slice(0, self.n_slack), slice(self.n_slack, None))
+
+    @property
+    def yn0(self) -> np.ndarray:
+        return self._block(slice(self.n_slack, None), slice(0, self.n_slack))
+
+    @property
+    def ynn(self) -> np.ndarray:
+        """Dense `YNN` (siemens). Large on big feeders: prefer `ynn_sparse`."""
+        return self.ynn_sparse.toarray()
+
+    @property
+    def ynn_sparse(self) -> sp.csc_array:
+        s = self.n_slack
+        return sp.csc_array(self.y.to_scipy()[s:, s:])
+
+    def _block(self, rows: slice, cols: slice) -> np.ndarray:
+        return self.y.to_scipy()[rows, cols].toarray()
+
+    @property
+    def bus_names(self) -> tuple[str, ...]:
+        """Buses in order of first appearance among the nodes."""
+        return tuple(dict.fromkeys(n.split(".")[0] for n in self.node_names))
+
+    def node_index(self, names: str | Sequence[str]) -> np.ndarray:
+        """Indices of nodes by name (`bus.phase`, case-insensitive)."""
+        single = isinstance(names, str)
+        wanted = [names] if single else list(names)
+        index = {n: i for i, n in enumerate(self.node_names)}
+        missing = [n for n in wanted if str(n).lower() not in index]
+        if missing:
+            raise ValueError(
+                f"Unknown node(s) {format_names(missing)} in feeder {self.name!r}; "
+                "nodes are named 'bus.phase' in lower case, e.g. "
+                f"{self.node_names[0]!r}."
+            )
+        return np.array([index[str(n).lower()] for n in wanted], dtype=np.int64)
+
+    @property
+    def injection_node_names(self) -> tuple[str, ...]:
+        return tuple(self.node_names[i] for i in self.injection_nodes)
+
+    # --- derived feeders ------------------------------------------------------------
+
+    def with_injection_nodes(self, names: Sequence[str]) -> "Feeder":
+        """A copy whose power flow accepts extra injections at `names` as well."""
+        return self._replace(
+            injection_nodes=list(self.injection_node_names) + [str(n) for n in names]
+        )
+
+    def with_loads(self, loads: Loads) -> "Feeder":
+        """A copy with other base loads; the current injection nodes stay valid."""
+        return self._replace(loads=loads, injection_nodes=self.injection_node_names)
+
+    def without_loads(self, names: Sequence[str] | None = None) -> "Feeder":
+        """A copy without the named base loads (all if `None`).
+
+        Their nodes stay injection nodes, so whatever replaces them (homes placed by
+        the environment) can inject there.
+        """
+        drop = set(self.loads.names if names is None else names)
+        keep = [n for n in self.loads.names if n not in drop]
+        return self.with_loads(self.loads.select(keep))
+
+    def _replace(self, **changes) -> "Feeder":
+        kwargs: dict[str, Any] = dict(
+            node_names=self.node_names,
+            slack_names=self.slack_names,
+            y=self.y,
+            v_slack=self.v_slack,
+            base_v=self.base_v,
+            loads=self.loads,
+            injection_nodes=self.injection_node_names,
+            frequency_hz=self.frequency_hz,
+            name=self.name,
+        )
+        kwargs.update(changes)
+        return Feeder(**kwargs)
+
+
+def _validate(f: Feeder) -> None:
+    n, s = f.n_nodes, f.n_slack
+    if n == 0 or s == 0:
+        raise ValueError("A feeder needs at least one slack node and one other node.")
+    bad_names = [x for x in f.node_names + f.slack_names if not _NODE_NAME.match(x)]
+    if bad_names:
+        raise ValueError(
+            f"Node names {format_names(bad_names)} are not of the form 'bus.phase' "
+            "(phase a positive integer), e.g. '632.1'."
+        )
+    upper = [x for x in f.node_names + f.slack_names if x != x.lower()]
+    if upper:
+        raise ValueError(f"Node names must be lower case: {format_names(upper)}.")
+    all_names = f.slack_names + f.node_names
+    if len(set(all_names)) != len(all_names):
+        dup = sorted({x for x in all_names if all_names.count(x) > 1})
+        raise ValueError(f"Duplicate node names: {format_names(dup)}.")
+    if f.y.shape != (n + s, n + s):
+        raise ValueError(
+            f"The admittance matrix has shape {f.y.shape}; with {s} slack and {n} "
+            f"other nodes it must be ({n + s}, {n + s})."
+        )
+    if not np.all(np.isfinite(f.y.values)):
+        raise ValueError("The admittance matrix has non-finite entries.")
+    if f.base_v.shape != (n,):
+        raise ValueError(f"base_v has shape {f.base_v.shape}; expected ({n},).")
+    zero = [f.node_names[i] for i in np.flatnonzero(~(f.base_v > 0))]
+    if zero:
+        raise ValueError(
+            f"Nodes {format_names(zero)} have a zero or negative base voltage; every "
+            "node needs a positive line-to-neutral base (set the voltage bases)."
+        )
+    if f.v_slack.shape != (s,) or not np.all(np.isfinite(f.v_slack)):
+        raise ValueError(f"v_slack must be {s} finite complex voltages.")
+    if f.loads.node_a.size and (f.loads.node_a.max() >= n or f.loads.node_b.max() >= n):
+        raise ValueError("A load refers to a node index outside the feeder.")
+    # Islanded nodes: no path through non-zero admittances to any slack node.
+    adjacency = sp.csr_array(
+        (np.ones(f.y.values.size), (f.y.rows, f.y.cols)), shape=f.y.shape
+    )
+    _, labels = csgraph.connected_components(adjacency, directed=False)
+    live = set(labels[:s].tolist())
+    islanded = [f.node_names[i] for i in range(n) if labels[s + i] not in live]
+    if islanded:
+        raise ValueError(
+            f"Feeder {f.name!r} has islanded nodes with no path to the source: "
+            f"{format_names(islanded)}. Remove the de-energised part (open switches "
+            "or disabled elements can cut it off) or connect it."
+        )
+
+
+def _zbus(f: Feeder) -> tuple[np.ndarray, np.ndarray]:
+    """No-load voltages and the Z-Bus columns at the injection nodes, in float64."""
+    s = f.n_slack
+    y = f.y.to_scipy()
+    ynn = sp.csc_array(y[s:, s:])
+    yn0 = y[s:, :s].toarray()
+    singular = ValueError(
+        f"YNN of feeder {f.name!r} is singular: some node has no reference to ground "
+        "or to the source through admittances (for example a floating delta winding "
+        "or an ungrounded wye neutral). Ground it or remove it."
+    )
+    try:
+        lu = spla.splu(ynn)
+    except RuntimeError as e:
+        raise singular from e
+    w = lu.solve(-(yn0 @ f.v_slack).astype(np.complex128))
+    inj = np.asarray(f.injection_nodes, dtype=np.int64)
+    rhs = np.zeros((f.n_nodes, inj.size), dtype=np.complex128)
+    rhs[inj, np.arange(inj.size)] = 1.0
+    z_inj = lu.solve(rhs) if inj.size else rhs
+    # A matrix that factorises but is numerically singular shows in the residual.
+    check = np.concatenate([w[:, None], z_inj], axis=1)
+    target = np.concatenate([-(yn0 @ f.v_slack)[:, None], rhs], axis=1)
+    resid = np.abs(ynn @ check - target).max() if check.size else 0.0
+    scale = np.max(np.abs(ynn.data)) * max(np.abs(check).max(), 1.0)
+    if not (np.all(np.isfinite(check)) and resid <= 1e-8 * scale):
+        raise singular
+    return w, z_inj
