@@ -1,0 +1,137 @@
+"""The built-in feeders: IEEE 13, IEEE 123 and the IEEE European LV feeder (full and
+reduced), read natively from the OpenDSS models shipped in `feeders/data/` (provenance,
+licence and checksums in `data/SOURCES.md`). No OpenDSS is needed.
+
+Each is parsed once per process and cached; a `Feeder` is immutable, so sharing it is
+safe.
+
+Regulator taps: the native reader keeps regulators at fixed taps. The IEEE feeders'
+scripts leave the taps to OpenDSS's `RegControl`s (IEEE 13's script even solves with
+them), so a built-in feeder carries, by default, the taps those controls settle at for
+the feeder's nominal load: the usual reference operating point. They were computed with
+OpenDSS by `scripts/regulator_taps.py` and are stored in `data/regulator_taps.json`.
+"""
+
+import functools
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+from ._dss_native import _load_model
+from ._feeder import Feeder
+
+
+__all__ = ["european_lv", "european_lv_reduced", "ieee13", "ieee123"]
+
+_DATA = Path(__file__).parent / "data"
+_MASTERS = {
+    "ieee13": "ieee13/IEEE13Nodeckt.dss",
+    "ieee123": "ieee123/IEEE123Master.dss",
+    "european_lv": "european_lv/Master.dss",
+    "european_lv_reduced": "european_lv_reduced/Master_reduced.dss",
+}
+
+TapChoice = Literal["regulated", "file"]
+Taps = TapChoice | Mapping[str, float | Sequence[float]]
+
+
+def regulated_taps(name: str) -> dict[str, list[float]]:
+    """The taps OpenDSS's regulator controls settle at for built-in feeder `name`
+    (empty for feeders without regulators)."""
+    record = json.loads((_DATA / "regulator_taps.json").read_text())
+    return record.get(name, {}).get("taps", {})
+
+
+def _read(name: str, taps: Taps) -> Feeder:
+    model = _load_model(_DATA / _MASTERS[name])
+    if not isinstance(taps, str):
+        model.set_taps(taps)
+    elif taps == "regulated":
+        model.set_taps(regulated_taps(name))
+    elif taps != "file":
+        raise ValueError(
+            f"taps={taps!r}: use 'regulated' (the taps OpenDSS's regulator controls "
+            "settle at), 'file' (the taps written in the model) or a mapping of "
+            "transformer name to tap(s)."
+        )
+    return model.build(injection_nodes=None, voltage_bases_kv=None, name=name)
+
+
+@functools.cache
+def _cached(name: str, taps: TapChoice) -> Feeder:
+    return _read(name, taps)
+
+
+def _feeder(name: str, taps: Taps) -> Feeder:
+    return _cached(name, taps) if isinstance(taps, str) else _read(name, taps)
+
+
+def ieee13(*, taps: Taps = "regulated") -> Feeder:
+    """The IEEE 13-node test feeder (4.16 kV, 60 Hz; 41 nodes, 15 loads).
+
+    Its OpenDSS script (the one distributed with OpenDSS) includes the stiff 115 kV
+    source, the substation transformer and the three single-phase regulators at bus
+    650, and it solves with the regulator controls on.
+
+    **Arguments:**
+
+    - `taps`: `"regulated"` (default): the taps OpenDSS's controls settle at for the
+        nominal load (regulators 1, 2, 3 at +9, +6, +9 steps of 0.625%);
+        `"file"`: the taps as written in the model (all 1.0, since the script leaves
+        them to its `Solve`); or a mapping of transformer name to tap(s), as
+        `gridflex.feeders.from_opendss`'s `taps`.
+
+    **Returns:**
+
+    The `Feeder` (cached for `"regulated"` and `"file"`).
+    """
+    return _feeder("ieee13", taps)
+
+
+def ieee123(*, taps: Taps = "regulated") -> Feeder:
+    """The IEEE 123-node test feeder (4.16 kV, 60 Hz; 278 nodes, 91 loads).
+
+    The normally-open switches are modelled, as in OpenDSS's script, as closed
+    switches to separate open-point buses (`300_open`, `94_open`).
+
+    **Arguments:**
+
+    - `taps`: `"regulated"` (default): the taps OpenDSS's seven regulator controls
+        settle at for the nominal load, with the control settings of the first script
+        of `Run_IEEE123Bus.DSS` (one step per control iteration, the head regulator
+        first); `"file"`: the taps written in the model (all 1.0); or a mapping of
+        transformer name to tap(s).
+
+    **Returns:**
+
+    The `Feeder` (cached for `"regulated"` and `"file"`).
+    """
+    return _feeder("ieee123", taps)
+
+
+def european_lv() -> Feeder:
+    """The IEEE European low-voltage test feeder (416 V, 50 Hz; 906 LV buses, 2,721
+    nodes, 55 single-phase loads of 1 kW at pf 0.95) with its 11/0.416 kV transformer.
+
+    The loads are the base loads of the model; the one-minute load profiles of the
+    original distribution are not shipped (the model's `LoadShape`s are ignored).
+
+    **Returns:**
+
+    The cached `Feeder`.
+    """
+    return _cached("european_lv", "file")
+
+
+def european_lv_reduced() -> Feeder:
+    """The IEEE European LV test feeder reduced to 111 buses (333 nodes), all 55 loads
+    kept: dead-end branches without loads removed and chains of line segments merged
+    into single lines with the exact summed impedance. Load-node voltages equal the
+    full feeder's to 4.3e-6 pu over a day of one-minute load profiles.
+
+    **Returns:**
+
+    The cached `Feeder`.
+    """
+    return _cached("european_lv_reduced", "file")

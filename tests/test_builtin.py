@@ -1,0 +1,171 @@
+"""The built-in feeders equal OpenDSS's circuits: system Y over the non-slack nodes
+(loads out, controls off, the same regulator taps), node names and voltage bases;
+their data are what SOURCES.md says; they work without OpenDSS."""
+
+import hashlib
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gridflex.feeders import _builtin
+from gridflex.feeders._builtin import (
+    european_lv,
+    european_lv_reduced,
+    ieee13,
+    ieee123,
+    regulated_taps,
+)
+
+from .test_dss_native import assert_matches_opendss
+
+
+DATA = Path(_builtin.__file__).parent / "data"
+SIZES = {
+    "ieee13": (41, 15),
+    "ieee123": (278, 91),
+    "european_lv": (2721, 55),
+    "european_lv_reduced": (333, 55),
+}
+
+
+@pytest.fixture(scope="module")
+def feeders():
+    """Each built-in feeder, parsed once."""
+    return {
+        "ieee13": ieee13(),
+        "ieee13_file_taps": ieee13(taps="file"),
+        "ieee123": ieee123(),
+        "european_lv": european_lv(),
+        "european_lv_reduced": european_lv_reduced(),
+    }
+
+
+@pytest.fixture(scope="module")
+def opendss_copy(tmp_path_factory):
+    """The shipped models, made compilable by OpenDSS: the European LV feeder's load
+    shapes read profile files that are not shipped (and that the comparison does not
+    need), so they become one-point shapes; IEEE 13 also gets a copy without `Solve`,
+    whose taps stay as written in the file."""
+    root = tmp_path_factory.mktemp("feeders")
+    for name in SIZES:
+        shutil.copytree(DATA / name, root / name)
+    shapes = "".join(
+        f"New Loadshape.Shape_{k} npts=1 mult=[1] useactual=true\n"
+        for k in range(1, 101)
+    )
+    (root / "european_lv" / "LoadShapes.txt").write_text(shapes)
+    master = (root / "ieee13" / "IEEE13Nodeckt.dss").read_text()
+    no_solve = "\n".join(
+        line for line in master.splitlines() if line.strip().lower() != "solve"
+    )
+    (root / "ieee13" / "IEEE13Nodeckt_no_solve.dss").write_text(no_solve)
+    return root
+
+
+CASES = {
+    # feeder key: (master in the copy, taps to set in OpenDSS)
+    "ieee13": ("ieee13/IEEE13Nodeckt.dss", "ieee13"),  # its Solve moved the taps
+    "ieee13_file_taps": ("ieee13/IEEE13Nodeckt_no_solve.dss", None),
+    "ieee123": ("ieee123/IEEE123Master.dss", "ieee123"),
+    "european_lv": ("european_lv/Master.dss", None),
+    "european_lv_reduced": ("european_lv_reduced/Master_reduced.dss", None),
+}
+
+
+@pytest.mark.parametrize("key", sorted(CASES))
+def test_matches_opendss(feeders, opendss_copy, key):
+    dss = pytest.importorskip("opendssdirect")
+    master, taps_of = CASES[key]
+    taps = regulated_taps(taps_of) if taps_of else None
+    if taps_of:
+        assert taps  # the feeders with regulators have recorded taps
+    worst = assert_matches_opendss(
+        feeders[key], opendss_copy / master, taps=taps, rtol=1e-9
+    )
+    assert worst < 1e-12  # measured: 4.2e-14 or less
+    names = {n.lower() for n in dss.Circuit.AllNodeNames()}
+    assert set(feeders[key].node_names) == names
+
+
+def test_sizes_and_names(feeders):
+    for name, (nodes, loads) in SIZES.items():
+        feeder = feeders[name]
+        assert feeder.name == name
+        assert (feeder.n_nodes, feeder.loads.n_loads) == (nodes, loads)
+    assert feeders["ieee13"].frequency_hz == 60.0
+    assert feeders["european_lv"].frequency_hz == 50.0
+
+
+def test_taps_choices(feeders):
+    taps = regulated_taps("ieee13")
+    assert {k: v[1] for k, v in taps.items()} == {
+        "reg1": 1.05625,
+        "reg2": 1.0375,
+        "reg3": 1.05625,
+    }
+    assert ieee13() is feeders["ieee13"]  # cached
+    same = ieee13(taps={name: values[1] for name, values in taps.items()})
+    np.testing.assert_array_equal(same.y.todense(), feeders["ieee13"].y.todense())
+    file_taps = feeders["ieee13_file_taps"]
+    assert np.abs(file_taps.y.todense() - feeders["ieee13"].y.todense()).max() > 1.0
+    with pytest.raises((ValueError, TypeError)):
+        ieee13(taps="controls")  # type: ignore[arg-type]
+
+
+def _regulator_script():
+    path = Path(__file__).parents[1] / "scripts" / "regulator_taps.py"
+    spec = importlib.util.spec_from_file_location("regulator_taps", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_recorded_taps_are_what_opendss_settles_at():
+    pytest.importorskip("opendssdirect")
+    script = _regulator_script()
+    recorded = json.loads((DATA / "regulator_taps.json").read_text())
+    for name, (master, settings) in script.CASES.items():
+        again = script.regulator_taps(DATA / master, settings)
+        assert again["taps"] == recorded[name]["taps"], name
+        sha = hashlib.sha256((DATA / master).read_bytes()).hexdigest()
+        assert recorded[name]["master_sha256"] == sha, f"rerun the script for {name}"
+
+
+def test_sources_lists_every_shipped_file_with_its_checksum():
+    text = (DATA / "SOURCES.md").read_text()
+    listed = dict(
+        (path, digest)
+        for digest, path in re.findall(r"^([0-9a-f]{64})  (\S+)$", text, re.MULTILINE)
+    )
+    shipped = {
+        str(p.relative_to(DATA))
+        for p in DATA.rglob("*")
+        if p.is_file() and p.parent != DATA
+    }
+    assert set(listed) == shipped
+    for path, digest in listed.items():
+        assert hashlib.sha256((DATA / path).read_bytes()).hexdigest() == digest, path
+    assert (DATA / "LICENSE.txt").read_text().count("Electric Power Research") >= 2
+
+
+def test_works_without_opendss():
+    code = (
+        "import sys\n"
+        "sys.modules['opendssdirect'] = None\n"
+        "sys.modules['dss'] = None\n"
+        "from gridflex.feeders._builtin import ieee13, ieee123, european_lv_reduced\n"
+        "print(ieee13().n_nodes, ieee123().n_nodes, european_lv_reduced().n_nodes)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["41", "278", "333"]
