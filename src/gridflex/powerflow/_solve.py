@@ -1,0 +1,297 @@
+"""`power_flow`: the differentiable three-phase Z-Bus power flow.
+
+The state Optimistix iterates on is the per-unit voltage at the injection nodes only,
+stacked as real and imaginary parts (Optimistix's complex support gave wrong gradients
+through LU and BiCGStab adjoints). Voltages elsewhere are linear in the injection
+currents and are formed once after convergence: `v = w + Z[:, inj] i_inj`.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import lineax as lx
+import numpy as np
+import optimistix as optx
+from jaxtyping import Array, ArrayLike, Complex, Float, Int
+
+from .._misc import complex_dtype, default_float, format_names, is_concrete
+from ..feeders import Feeder
+from ._linear_solvers import guard_adjoint, Guarded
+from ._results import RESULTS
+from ._solvers import AbstractPowerFlowSolver, default_tolerance, ZBus
+
+
+class PowerFlowSolution(eqx.Module):
+    """The result of `power_flow`.
+
+    **Attributes:**
+
+    - `v`: complex phase-to-neutral node voltages in volts, aligned with
+        `feeder.node_names`.
+    - `v_pu`: voltage magnitudes on each node's line-to-neutral base.
+    - `s_source_kva`: complex power delivered by the source into the network, per
+        slack phase (kW + j kvar).
+    - `result`: a `gridflex.powerflow.RESULTS`; `RESULTS[sol.result]` is a message.
+    - `iterations`: iterations the solver took.
+    """
+
+    v: Complex[Array, " node"]
+    v_pu: Float[Array, " node"]
+    s_source_kva: Complex[Array, " slack"]
+    result: RESULTS
+    iterations: Int[Array, ""]
+
+
+class _Network(eqx.Module):
+    """The per-solve data of the Z-Bus map, in the working dtype."""
+
+    b: Float[Array, " inj"]  # base volts at injection nodes
+    w_pu: Float[Array, " state"]  # no-load voltages, stacked re/im, per unit
+    m_blk: Float[Array, "state state"]  # [[Mr, -Mi], [Mi, Mr]], M = Z_inj / b
+    s_p: Float[Array, "2 inj"]  # constant-power coefficients (W, var), re/im rows
+    s_i: Float[Array, "2 inj"]  # constant-current coefficients, per volt
+    s_z: Float[Array, "2 inj"]  # constant-impedance coefficients, per volt^2
+    pair_a: Int[Array, " pair"]
+    pair_b: Int[Array, " pair"]
+    pair_s: Float[Array, "2 pair"]
+    pair_vnom: Float[Array, " pair"]
+    pair_k: Float[Array, " pair"]
+    pair_h: Float[Array, "inj pair"]  # +1 at a, -1 at b: scatters pair currents
+
+
+def _zbus_map(y: Float[Array, " state"], net: _Network) -> Float[Array, " state"]:
+    """`y -> w + M i(y)` on stacked real/imaginary per-unit injection voltages."""
+    return net.w_pu + net.m_blk @ _injection(y, net)
+
+
+def _injection(y: Float[Array, " state"], net: _Network) -> Float[Array, " state"]:
+    """Currents injected (amps, stacked re/im) by the loads at voltages `y`."""
+    m = net.b.shape[0]
+    vr, vi = net.b * y[:m], net.b * y[m:]
+    mag2 = vr * vr + vi * vi
+    mag = jnp.sqrt(mag2)
+    sr = net.s_p[0] + net.s_i[0] * mag + net.s_z[0] * mag2
+    si = net.s_p[1] + net.s_i[1] * mag + net.s_z[1] * mag2
+    # Drawn current conj(S / v) = conj(S) v / |v|^2.
+    ir = (sr * vr + si * vi) / mag2
+    ii = (sr * vi - si * vr) / mag2
+    if net.pair_a.shape[0]:
+        ur = vr[net.pair_a] - vr[net.pair_b]
+        ui = vi[net.pair_a] - vi[net.pair_b]
+        umag2 = ur * ur + ui * ui
+        ratio = jnp.sqrt(umag2) / net.pair_vnom
+        scale = jnp.where(
+            net.pair_k == 0, 1.0, jnp.where(net.pair_k == 1, ratio, ratio * ratio)
+        )
+        pr, pi = net.pair_s[0] * scale, net.pair_s[1] * scale
+        ir = ir + net.pair_h @ ((pr * ur + pi * ui) / umag2)
+        ii = ii + net.pair_h @ ((pr * ui - pi * ur) / umag2)
+    return -jnp.concatenate([ir, ii])
+
+
+def _network(
+    feeder: Feeder,
+    p_kw: Float[Array, " node"],
+    q_kvar: Float[Array, " node"],
+    load_scale: Float[Array, " load"],
+) -> _Network:
+    dtype = default_float()
+    cdtype = complex_dtype()
+    inj = np.asarray(feeder.injection_nodes, dtype=np.int64)
+    m = inj.size
+    base = jnp.asarray(feeder.base_v, dtype=dtype)
+    b = base[inj]
+    z = jnp.asarray(feeder.z_inj, dtype=cdtype)[inj, :]
+    mr = jnp.real(z) / b[:, None]
+    mi = jnp.imag(z) / b[:, None]
+    m_blk = jnp.block([[mr, -mi], [mi, mr]])
+    w = jnp.asarray(feeder.w, dtype=cdtype)[inj]
+    w_pu = jnp.concatenate([jnp.real(w), jnp.imag(w)]) / jnp.tile(b, 2)
+
+    loads = feeder.loads
+    s = jnp.asarray(loads.s_kva, dtype=cdtype) * 1e3
+    scale = jnp.asarray(load_scale, dtype=dtype)[
+        jnp.asarray(loads.load, dtype=jnp.int32)
+    ]
+    s_re = jnp.real(s) * scale
+    s_im = jnp.imag(s) * scale
+    vnom = jnp.asarray(loads.v_nom_v, dtype=dtype)
+    model = jnp.asarray(loads.model, dtype=jnp.int32)
+    k = jnp.where(model == 1, 0.0, jnp.where(model == 5, 1.0, 2.0)).astype(dtype)
+
+    def aggregate(exponent):
+        idx = jnp.asarray(feeder.wye_conn, dtype=jnp.int32)
+        coef = jnp.where(k[idx] == exponent, 1.0, 0.0) / vnom[idx] ** exponent
+        pos = jnp.asarray(feeder.wye_pos, dtype=jnp.int32)
+        re = jnp.zeros(m, dtype).at[pos].add(s_re[idx] * coef)
+        im = jnp.zeros(m, dtype).at[pos].add(s_im[idx] * coef)
+        return jnp.stack([re, im])
+
+    extra = jnp.stack([p_kw[inj], q_kvar[inj]]).astype(dtype) * 1e3
+    pair = jnp.asarray(feeder.pair_conn, dtype=jnp.int32)
+    pa, pb = (
+        jnp.asarray(feeder.pair_pos_a, dtype=jnp.int32),
+        jnp.asarray(feeder.pair_pos_b, dtype=jnp.int32),
+    )
+    n_pair = feeder.pair_conn.shape[0]
+    h = jnp.zeros((m, n_pair), dtype)
+    h = h.at[pa, jnp.arange(n_pair)].add(1.0).at[pb, jnp.arange(n_pair)].add(-1.0)
+    return _Network(
+        b=b,
+        w_pu=w_pu,
+        m_blk=m_blk,
+        s_p=aggregate(0.0) + extra,
+        s_i=aggregate(1.0),
+        s_z=aggregate(2.0),
+        pair_a=pa,
+        pair_b=pb,
+        pair_s=jnp.stack([s_re[pair], s_im[pair]]),
+        pair_vnom=vnom[pair],
+        pair_k=k[pair],
+        pair_h=h,
+    )
+
+
+def _check_injections(feeder: Feeder, p_kw, q_kvar):
+    """Injections outside `feeder.injection_nodes` would be silently ignored: refuse."""
+    outside = np.setdiff1d(np.arange(feeder.n_nodes), feeder.injection_nodes)
+    if outside.size == 0:
+        return p_kw
+    if is_concrete(p_kw, q_kvar):
+        bad = outside[
+            (np.asarray(p_kw)[outside] != 0) | (np.asarray(q_kvar)[outside] != 0)
+        ]
+        if bad.size:
+            names = [feeder.node_names[i] for i in bad]
+            raise ValueError(
+                f"p_kw/q_kvar are non-zero at node(s) {format_names(names)}, which are "
+                "not injection nodes of this feeder. Use "
+                "`feeder.with_injection_nodes([...])` to allow injections there."
+            )
+        return p_kw
+    pred = jnp.any(p_kw[outside] != 0) | jnp.any(q_kvar[outside] != 0)
+    return eqx.error_if(
+        p_kw,
+        pred,
+        "p_kw/q_kvar are non-zero at nodes that are not injection nodes of this "
+        "feeder; use `feeder.with_injection_nodes([...])` to allow injections there.",
+    )
+
+
+def default_adjoint() -> optx.ImplicitAdjoint:
+    """Implicit adjoint with a guarded GMRES (restart 5) at the working precision."""
+    tol = default_tolerance()
+    return optx.ImplicitAdjoint(
+        linear_solver=Guarded(lx.GMRES(rtol=tol, atol=tol, restart=5, max_steps=256))
+    )
+
+
+def power_flow(
+    feeder: Feeder,
+    p_kw: Float[ArrayLike, " node"] | None = None,
+    q_kvar: Float[ArrayLike, " node"] | None = None,
+    *,
+    load_scale: Float[ArrayLike, " load"] | None = None,
+    v_init: Complex[ArrayLike, " node"] | None = None,
+    solver: AbstractPowerFlowSolver = ZBus(),
+    adjoint: optx.AbstractAdjoint | None = None,
+    max_steps: int = 256,
+    throw: bool = True,
+) -> PowerFlowSolution:
+    """Solve the three-phase unbalanced power flow of `feeder`.
+
+    Differentiable (w.r.t. `p_kw`, `q_kvar`, `load_scale`) through the implicit
+    function theorem; works under `jax.jit` and `jax.vmap`, in float32 and float64.
+
+    **Arguments:**
+
+    - `feeder`: the network and its base loads.
+    - `p_kw`, `q_kvar`: extra wye constant-power loads per node (positive =
+        consumption), aligned with `feeder.node_names`, on top of the base loads.
+        Non-zero only at `feeder.injection_nodes` (anything else is an error).
+    - `load_scale`: multipliers of the base loads, one per `feeder.loads.names`.
+    - `v_init`: initial voltages (complex volts per node); default the no-load ones.
+    - `solver`: `ZBus()` (default) or `Newton()`; tolerances live on the solver.
+    - `adjoint`: how gradients are computed: `optimistix.ImplicitAdjoint(linear_solver=
+        ...)` with any Lineax solver (Krylov solvers are wrapped in `Guarded`), or
+        `optimistix.RecursiveCheckpointAdjoint()` to differentiate through the
+        iterations. Default: implicit, GMRES with restart 5.
+    - `max_steps`: iteration limit.
+    - `throw`: raise if the solve fails. With `False`, failures are reported in
+        `result` (per scenario under `vmap`) and the voltages are not to be trusted.
+
+    **Returns:**
+
+    A `PowerFlowSolution`.
+    """
+    dtype = default_float()
+    n = feeder.n_nodes
+    p = jnp.zeros(n, dtype) if p_kw is None else jnp.asarray(p_kw, dtype=dtype)
+    q = jnp.zeros(n, dtype) if q_kvar is None else jnp.asarray(q_kvar, dtype=dtype)
+    if p.shape != (n,) or q.shape != (n,):
+        raise ValueError(
+            f"p_kw and q_kvar need shape ({n},) (one entry per node of "
+            f"{feeder.name!r}); got {p.shape} and {q.shape}."
+        )
+    n_loads = feeder.loads.n_loads
+    scale = (
+        jnp.ones(n_loads, dtype)
+        if load_scale is None
+        else jnp.asarray(load_scale, dtype=dtype)
+    )
+    if scale.shape != (n_loads,):
+        raise ValueError(
+            f"load_scale needs shape ({n_loads},), one per base load; got "
+            f"{scale.shape}."
+        )
+    p = _check_injections(feeder, p, q)
+    net = _network(feeder, p, q, scale)
+    inj = np.asarray(feeder.injection_nodes, dtype=np.int64)
+    if v_init is None:
+        y0 = net.w_pu
+    else:
+        v0 = jnp.asarray(v_init)[inj]
+        y0 = jnp.concatenate([jnp.real(v0), jnp.imag(v0)]).astype(dtype) / jnp.tile(
+            net.b, 2
+        )
+    adj = default_adjoint() if adjoint is None else guard_adjoint(adjoint)
+    rtol, atol = solver.tolerances()
+    sol = optx.fixed_point(
+        _zbus_map,
+        solver.to_optimistix(rtol, atol),
+        y0,
+        net,
+        max_steps=max_steps,
+        adjoint=adj,
+        throw=False,
+    )
+    y = sol.value
+    i_inj = _injection(y, net)
+    m = inj.size
+    cdtype = complex_dtype()
+    z = jnp.asarray(feeder.z_inj, dtype=cdtype)
+    i_c = jax.lax.complex(i_inj[:m], i_inj[m:])
+    v = jnp.asarray(feeder.w, dtype=cdtype) + z @ i_c
+    v_pu = jnp.abs(v) / jnp.asarray(feeder.base_v, dtype=dtype)
+    v_slack = jnp.asarray(feeder.v_slack, dtype=cdtype)
+    i_source = jnp.asarray(feeder.y0, dtype=cdtype) @ jnp.concatenate([v_slack, v])
+    s_source = v_slack * jnp.conj(i_source) / 1e3
+
+    result = RESULTS.promote(sol.result)
+    result = RESULTS.where(
+        sol.result == optx.RESULTS.nonlinear_max_steps_reached,
+        RESULTS.power_flow_max_steps,
+        result,
+    )
+    diverged = (sol.result == optx.RESULTS.nonfinite) | ~jnp.all(jnp.isfinite(v))
+    result = RESULTS.where(diverged, RESULTS.power_flow_diverged, result)
+    out = PowerFlowSolution(
+        v=v,
+        v_pu=v_pu,
+        s_source_kva=s_source,
+        result=result,
+        iterations=jnp.asarray(sol.stats["num_steps"]),
+    )
+    if throw:
+        out = result.error_if(out, result != RESULTS.successful)
+    return out
