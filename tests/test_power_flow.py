@@ -156,7 +156,16 @@ def test_symmetric_network_balanced_load_gives_equal_phases(kw, pf, length, mode
         z1_ohm_per_km=0.3 + 0.6j,
         z0_ohm_per_km=0.6 + 1.5j,
     )
-    b.line("l2", "a", "b", length_km=length, z1_ohm_per_km=0.3 + 0.6j, z0_ohm_per_km=0.6 + 1.5j, c1_nf_per_km=10.0, c0_nf_per_km=5.0)  # fmt: skip
+    b.line(
+        "l2",
+        "a",
+        "b",
+        length_km=length,
+        z1_ohm_per_km=0.3 + 0.6j,
+        z0_ohm_per_km=0.6 + 1.5j,
+        c1_nf_per_km=10.0,
+        c0_nf_per_km=5.0,
+    )
     b.load("wye", "a", kw=kw, pf=pf, kv=4.16, phases=3, model=model)
     b.load("delta", "b", kw=kw / 2, pf=pf, kv=4.16, phases=3, conn="delta", model=model)
     f = b.build()
@@ -204,7 +213,7 @@ def test_relabelling_and_reordering_nodes_changes_nothing(seed):
     np.testing.assert_allclose(vb, va[perm], rtol=0, atol=1e-9 * f.base_v.max())
 
 
-# --- precision, batching ---------------------------------------------------------------
+# --- precision, batching ------------------------------------------------------------
 
 
 def test_float32_solves_ieee123():
@@ -228,7 +237,7 @@ def test_vmap_equals_loop():
         np.testing.assert_allclose(batched[k], one, rtol=0, atol=1e-9 * f.base_v.max())
 
 
-# --- failures are reported, never silent ------------------------------------------------
+# --- failures are reported, never silent --------------------------------------------
 
 
 def test_non_convergence_raises_with_advice():

@@ -179,10 +179,15 @@ def _check_injections(feeder: Feeder, p_kw, q_kvar):
 
 
 def default_adjoint() -> optx.ImplicitAdjoint:
-    """Implicit adjoint with a guarded GMRES (restart 5) at the working precision."""
+    """Implicit adjoint with a guarded GMRES (restart 5) at the working precision.
+
+    The tolerance is purely relative: the right-hand side of the adjoint solve carries
+    the scale of the user's loss, which no absolute tolerance can know (and a zero
+    right-hand side is answered exactly by `Guarded`).
+    """
     tol = default_tolerance()
     return optx.ImplicitAdjoint(
-        linear_solver=Guarded(lx.GMRES(rtol=tol, atol=tol, restart=5, max_steps=256))
+        linear_solver=Guarded(lx.GMRES(rtol=tol, atol=0.0, restart=5, max_steps=256))
     )
 
 
