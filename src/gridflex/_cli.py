@@ -10,12 +10,13 @@ import json
 import os
 import sys
 import time
+from typing import Literal
 
 
 BUILTIN = ("ieee13", "ieee123", "european_lv", "european_lv_reduced")
 
 
-def load_feeder(spec: str, *, engine: str = "native"):
+def load_feeder(spec: str, *, engine: Literal["native", "opendss"] = "native"):
     """A built-in feeder by name, or an OpenDSS master file by path."""
     from . import feeders
 

@@ -49,7 +49,7 @@ def from_opendss(
     """
     if engine == "native":
         return read_dss(
-            path,
+            os.fspath(path),
             taps=taps,
             injection_nodes=injection_nodes,
             voltage_bases_kv=voltage_bases_kv,
