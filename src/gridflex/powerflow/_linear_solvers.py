@@ -97,6 +97,8 @@ class Neumann(lx.AbstractLinearSolver):
 class Guarded(lx.AbstractLinearSolver):
     """Make an iterative linear solver safe inside a training loop.
 
+    - The right-hand side is normalised to unit max-norm before the inner solve, so
+      the inner solver's `rtol`/`atol` are relative to its size.
     - A zero right-hand side gives a zero solution without calling the solver (Lineax's
       BiCGStab would return NaN).
     - A failed solve (any non-success result, or a non-finite solution) is recomputed
@@ -118,12 +120,20 @@ class Guarded(lx.AbstractLinearSolver):
 
     def compute(self, state, vector, options):
         inner_state, operator = state
-        is_zero = _max_abs(vector) == 0
-        # Solve against ones where the right-hand side is zero, then discard: keeps
-        # NaN out of the solver (and its transpose) without a data-dependent branch.
-        safe = jtu.tree_map(lambda v: jnp.where(is_zero, jnp.ones_like(v), v), vector)
+        # Solve for b / max|b|: the inner solver's tolerances then hold relative to the
+        # right-hand side's size (the adjoint's right-hand side carries the scale of the
+        # user's loss, which no fixed absolute tolerance can know), and a zero
+        # right-hand side is answered exactly, without calling the solver.
+        size = _max_abs(vector)
+        is_zero = size == 0
+        safe_size = jnp.where(is_zero, jnp.ones_like(size), size)
+        safe = jtu.tree_map(
+            lambda v: jnp.where(is_zero, jnp.ones_like(v), v / safe_size), vector
+        )
         x, result, stats = self.solver.compute(inner_state, safe, options)
-        x = jtu.tree_map(lambda v: jnp.where(is_zero, jnp.zeros_like(v), v), x)
+        x = jtu.tree_map(
+            lambda v: jnp.where(is_zero, jnp.zeros_like(v), v * safe_size), x
+        )
         ok = is_zero | ((result == lx.RESULTS.successful) & _all_finite(x))
         result = lx.RESULTS.where(ok, lx.RESULTS.successful, result)
 
@@ -131,7 +141,17 @@ class Guarded(lx.AbstractLinearSolver):
             return carry[2]
 
         def body(carry):
-            fb_state = self.fallback.init(operator, options)
+            # A loop-carried zero in front of the fallback's operator: without it XLA
+            # hoists the (expensive) materialisation and factorisation out of the loop
+            # as loop-invariant code, and they run even when the loop takes no trip.
+            zero = jnp.where(carry[2], 0.0, 1.0)
+            fb_operator = lx.FunctionLinearOperator(
+                lambda v: operator.mv(
+                    jtu.tree_map(lambda t: t * (1 + zero).astype(t.dtype), v)
+                ),
+                operator.in_structure(),
+            )
+            fb_state = self.fallback.init(fb_operator, options)
             fb_x, fb_result, _ = self.fallback.compute(fb_state, vector, options)
             fb_result = lx.RESULTS.where(
                 _all_finite(fb_x), fb_result, lx.RESULTS.singular

@@ -9,14 +9,13 @@ currents and are formed once after convergence: `v = w + Z[:, inj] i_inj`.
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import lineax as lx
 import numpy as np
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Complex, Float, Int
 
 from .._misc import complex_dtype, default_float, format_names, is_concrete
 from ..feeders import Feeder
-from ._linear_solvers import guard_adjoint, Guarded
+from ._linear_solvers import guard_adjoint, Guarded, Neumann
 from ._results import RESULTS
 from ._solvers import AbstractPowerFlowSolver, default_tolerance, ZBus
 
@@ -179,15 +178,18 @@ def _check_injections(feeder: Feeder, p_kw, q_kvar):
 
 
 def default_adjoint() -> optx.ImplicitAdjoint:
-    """Implicit adjoint with a guarded GMRES (restart 5) at the working precision.
+    """Implicit adjoint: the Neumann series, guarded, at the working precision.
 
-    The tolerance is purely relative: the right-hand side of the adjoint solve carries
-    the scale of the user's loss, which no absolute tolerance can know (and a zero
-    right-hand side is answered exactly by `Guarded`).
+    The Z-Bus map is a contraction wherever the fixed-point iteration converged, so
+    the series converges in a handful of vector-Jacobian products and keeps no Krylov
+    basis: under `vmap` it is the cheapest correct choice (about 2.5x the forward solve
+    on IEEE 123, against about 7x for GMRES). `Guarded` normalises the right-hand side
+    (tolerances relative to the loss's cotangent, whatever its scale), answers zero
+    for zero, and falls back to LU for any solve that fails.
     """
     tol = default_tolerance()
     return optx.ImplicitAdjoint(
-        linear_solver=Guarded(lx.GMRES(rtol=tol, atol=0.0, restart=5, max_steps=256))
+        linear_solver=Guarded(Neumann(rtol=tol, atol=tol, max_steps=100))
     )
 
 
@@ -220,7 +222,8 @@ def power_flow(
     - `adjoint`: how gradients are computed: `optimistix.ImplicitAdjoint(linear_solver=
         ...)` with any Lineax solver (Krylov solvers are wrapped in `Guarded`), or
         `optimistix.RecursiveCheckpointAdjoint()` to differentiate through the
-        iterations. Default: implicit, GMRES with restart 5.
+        iterations. Default: `default_adjoint()`, the implicit adjoint with a guarded
+        Neumann series.
     - `max_steps`: iteration limit.
     - `throw`: raise if the solve fails. With `False`, failures are reported in
         `result` (per scenario under `vmap`) and the voltages are not to be trusted.
