@@ -80,7 +80,8 @@ def test_file_errors(tmp_path):
         gff.from_opendss(tmp_path / "nowhere.dss", engine="opendss")
     bad = tmp_path / "bad.dss"
     bad.write_text(
-        "clear\nnew circuit.x basekv=12.47\nnew line.l1 bus1=sourcebus bus2=b linecode=nope length=1\n"
+        "clear\nnew circuit.x basekv=12.47\n"
+        "new line.l1 bus1=sourcebus bus2=b linecode=nope length=1\n"
     )
     with pytest.raises(gff.OpenDSSImportError, match="bad.dss"):
         gff.from_opendss(bad, engine="opendss")
