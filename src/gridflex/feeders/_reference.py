@@ -1,0 +1,102 @@
+"""OpenDSS as the reference: solve a model with the AltDSS engine (opendssdirect.py).
+
+Used by the test suite and the benchmarks to compare gridflex with the tool
+distribution engineers trust, on the same model and the same load draws.
+"""
+
+import functools
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+_SOLVE = re.compile(r"^\s*solve\b.*$", re.IGNORECASE | re.MULTILINE)
+# The shipped European LV model leaves out its 100 one-minute profile files; load
+# shapes play no part in a snapshot solve, so point them at a constant instead.
+_SHAPE_FILE = re.compile(r"npts=\d+(.*?)mult=\(file=[^)]*\)", re.IGNORECASE)
+
+
+def _dss() -> Any:
+    import opendssdirect as dss
+
+    return dss
+
+
+@functools.cache
+def solve_free_copy(folder: str) -> str:
+    """A temporary copy of a feeder folder with every `Solve` command removed, so that
+    compiling it leaves regulator taps where the file sets them (IEEE 13's master
+    solves with its regulator controls on, which would move them), and load shapes
+    read from files replaced by a constant."""
+    out = tempfile.mkdtemp(prefix="gridflex-dss-")
+    for root, _, files in os.walk(folder):
+        for name in files:
+            src = os.path.join(root, name)
+            dst = os.path.join(out, os.path.relpath(src, folder))
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            if name.lower().endswith((".dss", ".txt")):
+                with open(src, encoding="utf-8", errors="replace") as f:
+                    text = f.read()
+                with open(dst, "w", encoding="utf-8") as f:
+                    f.write(_SHAPE_FILE.sub(r"npts=1\1mult=[1]", _SOLVE.sub("", text)))
+            else:
+                shutil.copy(src, dst)
+    return out
+
+
+def compile_reference(
+    master: str,
+    *,
+    taps: Mapping[str, float | Sequence[float]] | None = None,
+    tolerance: float | None = 1e-12,
+) -> Any:
+    """Compile `master` in OpenDSS as gridflex models it: controls off, loads keeping
+    their model at every voltage (below `vminpu` OpenDSS would switch them to
+    constant impedance), `taps` set (a number: winding 2; a sequence: every winding).
+    `tolerance=None` keeps OpenDSS's default convergence tolerance (1e-4)."""
+    dss = _dss()
+    dss.Text.Command("clear")
+    dss.Text.Command(f"redirect [{master}]")
+    dss.Text.Command("set controlmode=off")
+    dss.Text.Command("batchedit load..* vminpu=0.3 vmaxpu=3 vlowpu=0.01")
+    for name, tap in (taps or {}).items():
+        if np.ndim(tap) == 0:
+            dss.Text.Command(f"edit transformer.{name} wdg=2 tap={float(tap)}")  # pyright: ignore
+        else:
+            joined = " ".join(str(float(t)) for t in tap)  # pyright: ignore
+            dss.Text.Command(f"edit transformer.{name} taps=[{joined}]")
+    if tolerance is not None:
+        dss.Text.Command(f"set tolerance={tolerance} maxiterations=1000")
+    return dss
+
+
+def node_voltages(dss: Any) -> dict[str, complex]:
+    names = [n.lower() for n in dss.Circuit.AllNodeNames()]
+    v = np.asarray(dss.Circuit.AllBusVolts()).reshape(-1, 2)
+    return dict(zip(names, v[:, 0] + 1j * v[:, 1]))
+
+
+def opendss_voltages(
+    master: str,
+    *,
+    load_scale: Mapping[str, float] | None = None,
+    taps: Mapping[str, float | Sequence[float]] | None = None,
+) -> dict[str, complex]:
+    """Node voltages (complex volts, by 'bus.phase') from OpenDSS itself, converged
+    tightly (tolerance 1e-12) so that OpenDSS's own error is far below 1e-6 pu.
+    `load_scale` multiplies each named load's kW and kvar."""
+    dss = compile_reference(master, taps=taps)
+    for name, k in (load_scale or {}).items():
+        dss.Loads.Name(name)
+        kw, kvar = dss.Loads.kW(), dss.Loads.kvar()
+        dss.Loads.kW(kw * k)
+        dss.Loads.kvar(kvar * k)
+    dss.Solution.Solve()
+    if not dss.Solution.Converged():
+        raise RuntimeError(f"OpenDSS did not converge on {master}")
+    return node_voltages(dss)
