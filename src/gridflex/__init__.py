@@ -3,7 +3,12 @@ three-phase power flow (GradMAP)."""
 
 import importlib.metadata
 
-from . import data as data, feeders as feeders, powerflow as powerflow
+from . import (
+    data as data,
+    devices as devices,
+    feeders as feeders,
+    powerflow as powerflow,
+)
 from .feeders import Feeder as Feeder
 from .powerflow import power_flow as power_flow, PowerFlowSolution as PowerFlowSolution
 
