@@ -223,7 +223,7 @@ def test_float32_solves_ieee123():
         sol = gf.power_flow(f)
         assert sol.v_pu.dtype == jnp.float32
         v32 = np.asarray(sol.v_pu, dtype=np.float64)
-    np.testing.assert_allclose(v32, v64, rtol=0, atol=2e-5)
+    np.testing.assert_allclose(v32, v64, rtol=0, atol=2e-6)
 
 
 def test_vmap_equals_loop():
