@@ -1,8 +1,8 @@
 """The `gridflex` command line.
 
-`gridflex powerflow` solves a feeder (built-in name or OpenDSS file) and reports its
-voltages. `gridflex train` and `gridflex evaluate` (the main job) arrive with the
-trainers; until then they say so and exit with status 2.
+- `gridflex powerflow`: solve a feeder (built-in name or OpenDSS file), report it.
+- `gridflex evaluate --method naive`: the naive baseline over the held-out month.
+- `gridflex train`: arrives with the trainers; until then it says so (status 2).
 """
 
 import argparse
@@ -79,6 +79,30 @@ def _powerflow(args: argparse.Namespace) -> int:
     return 0 if report["converged"] else 1
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from .env import make_environment
+    from .evaluation import naive_evaluation, write_evaluation
+
+    if args.run is not None or args.method != "naive":
+        print(
+            "gridflex evaluate: only --method naive is available until the trainers "
+            "land.",
+            file=sys.stderr,
+        )
+        return 2
+    feeder = load_feeder(args.feeder, engine=args.engine)
+    t0 = time.perf_counter()
+    env = make_environment(feeder, args.agents, seed=args.seed)
+    result = naive_evaluation(env, days=args.days)
+    summary = result.summary()
+    summary["feeder"] = args.feeder if args.feeder in BUILTIN else feeder.name
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    path = write_evaluation(args.out, summary)
+    print(json.dumps(summary, indent=2))
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
 def _not_yet(args: argparse.Namespace) -> int:
     print(
         f"gridflex {args.command}: not available yet (the trainers are being built); "
@@ -102,10 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--x64", action="store_true", help="solve in float64")
     p.add_argument("--out", help="folder for powerflow.json and voltages.csv")
     p.set_defaults(func=_powerflow)
-    for name in ("train", "evaluate"):
-        q = sub.add_parser(name, help=f"{name} policies (coming with the trainers)")
-        q.add_argument("rest", nargs=argparse.REMAINDER)
-        q.set_defaults(func=_not_yet)
+    e = sub.add_parser("evaluate", help="evaluate a method on the held-out month")
+    e.add_argument("run", nargs="?", help="a training run's folder (with trainers)")
+    e.add_argument("--method", default="naive", help="naive (more with trainers)")
+    e.add_argument("--feeder", default="ieee13", help="built-in name or .dss path")
+    e.add_argument("--engine", default="native", choices=("native", "opendss"))
+    e.add_argument("--agents", type=int, default=10, help="number of homes")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--days", type=int, default=None, help="first N held-out days")
+    e.add_argument("--out", default="runs/eval", help="folder for eval.json")
+    e.set_defaults(func=_evaluate)
+    q = sub.add_parser("train", help="train policies (coming with the trainers)")
+    q.add_argument("rest", nargs=argparse.REMAINDER)
+    q.set_defaults(func=_not_yet)
     return parser
 
 

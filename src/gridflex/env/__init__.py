@@ -1,0 +1,16 @@
+"""The differentiable multi-agent environment: homes on a feeder, one day at a time."""
+
+from ._environment import (
+    AbstractController as AbstractController,
+    EnvConfig as EnvConfig,
+    Environment as Environment,
+    EpisodeResult as EpisodeResult,
+    make_environment as make_environment,
+    NaiveController as NaiveController,
+    OBS_NAMES as OBS_NAMES,
+    OpenLoopController as OpenLoopController,
+    PolicyController as PolicyController,
+    Rollout as Rollout,
+    StepTrace as StepTrace,
+)
+from ._placement import place_homes as place_homes, Placement as Placement

@@ -1,0 +1,639 @@
+"""One differentiable day of a population of homes on a feeder.
+
+Per 15-minute step and episode: observe -> act -> devices -> meters -> power flow ->
+costs and violation channels, inside `lax.scan` over the day and `vmap` over episodes.
+Every agent's action reaches the Lagrangian through its device and, through the
+implicit adjoint of the three-phase power flow, through every node's voltage.
+
+Memory: the scan body is rematerialised (`jax.checkpoint`) so the backward pass keeps
+only the per-step carry, and episodes are processed in chunks (`episode_chunk`), each
+rematerialised too, so memory grows with the chunk, not the batch.
+"""
+
+import abc
+from collections.abc import Callable, Mapping, Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+import optimistix as optx
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
+
+from .._misc import default_float
+from ..data import default_scenarios, Scenarios, ScenarioStats
+from ..devices import DeviceInputs, Population, sample_population
+from ..feeders import Feeder
+from ..powerflow import AbstractPowerFlowSolver, power_flow, RESULTS, ZBus
+from ._placement import place_homes, Placement
+
+
+VOLTAGE = "voltage"
+OBS_DIM = 8
+OBS_NAMES = (
+    "time_of_day",
+    "device_state",
+    "net_demand",
+    "price_import",
+    "price_export",
+    "temperature",
+    "urgency",
+    "voltage",
+)
+
+
+class EnvConfig(eqx.Module):
+    """Settings of the environment.
+
+    - `v_min_pu`, `v_max_pu`: voltage limits.
+    - `n_steps`, `dt_h`: steps per day and their length (96 x 0.25 h).
+    - `load_pf`: power factor of the homes' uncontrollable load (lagging); devices and
+        PV run at unity power factor.
+    - `cost_weight`: rho, the weight of the normalised cost in the Lagrangian.
+    - `voltage_constraint`: `False` switches the voltage channel off (the paper's
+        unconstrained contrast): it is still measured and reported, but carries no
+        weight in the Lagrangian.
+    - `episode_chunk`: episodes simulated at once; larger batches are processed in
+        chunks of this size (memory grows with the chunk, not the batch). `None`: all.
+    - `peak_quantile`: a home's peak demand, for placement, is this quantile of its
+        load over the training days.
+    """
+
+    v_min_pu: float = 0.95
+    v_max_pu: float = 1.05
+    n_steps: int = 96
+    dt_h: float = 0.25
+    load_pf: float = 0.95
+    cost_weight: float = 1.0
+    voltage_constraint: bool = True
+    episode_chunk: int | None = None
+    peak_quantile: float = 0.99
+
+    def __check_init__(self):
+        if not 0 < self.v_min_pu < self.v_max_pu:
+            raise ValueError(
+                f"Voltage limits [{self.v_min_pu}, {self.v_max_pu}] pu must satisfy "
+                "0 < v_min_pu < v_max_pu."
+            )
+        if not 0 < self.load_pf <= 1:
+            raise ValueError(f"load_pf = {self.load_pf} must be in (0, 1].")
+        if self.n_steps < 1 or not self.dt_h > 0:
+            raise ValueError("n_steps must be >= 1 and dt_h > 0.")
+        if self.episode_chunk is not None and self.episode_chunk < 1:
+            raise ValueError(f"episode_chunk = {self.episode_chunk} must be >= 1.")
+
+
+# --- controllers -------------------------------------------------------------------
+
+
+class AbstractController(eqx.Module):
+    """Decides every agent's action at one step from its local observation.
+
+    `act` returns the raw action `a` (before clipping to [-1, 1]) and what the
+    trainers need to keep: the policy outputs `(mu, sigma)`. Controllers act on one
+    episode; the environment vmaps over episodes.
+    """
+
+    @abc.abstractmethod
+    def act(
+        self,
+        obs: Float[Array, "agent obs"],
+        step: Int[Array, ""],
+        key: PRNGKeyArray,
+        shift: Float[Array, "agent 2"],
+    ) -> tuple[Float[Array, " agent"], Float[Array, "agent 2"]]:
+        """**Returns:** `(a, outputs)` with `outputs[:, 0] = mu`, `[:, 1] = sigma`."""
+
+
+class PolicyController(AbstractController):
+    """A stochastic policy: `a = mu + sigma * eps`, `eps ~ N(0, 1)`. `policy` maps the
+    observations `[agent, obs]` to `(mu, log_std)` per agent (e.g. a
+    `gridflex.policies.GaussianMLPPolicy`); `deterministic` acts with `mu`.
+
+    `shift` (given by the environment, zero unless differentiated) is added to
+    `(mu, sigma)`: the gradient of the Lagrangian with respect to it is the gradient
+    with respect to the policy outputs, which GradMAP caches and reuses.
+    """
+
+    policy: Callable[[Array], tuple[Array, Array]]
+    deterministic: bool = eqx.field(static=True, default=False)
+
+    def act(self, obs, step, key, shift):
+        mu, log_std = self.policy(obs)
+        mu = mu + shift[:, 0]
+        sigma = jnp.exp(log_std) + shift[:, 1]
+        if self.deterministic:
+            a = mu
+        else:
+            a = mu + sigma * jax.random.normal(key, mu.shape, mu.dtype)
+        return a, jnp.stack([mu, sigma], axis=-1)
+
+
+class OpenLoopController(AbstractController):
+    """Actions given in advance, `[step, agent]` (raw, clipped by the environment)."""
+
+    actions: Float[Array, "step agent"]
+
+    def act(self, obs, step, key, shift):
+        a = self.actions[step] + shift[:, 0]
+        return a, jnp.stack([a, jnp.zeros_like(a)], axis=-1)
+
+
+class NaiveController(AbstractController):
+    """The naive baseline: battery idle, heat pump holding its reference temperature,
+    generator at full output (each device's `naive_command`)."""
+
+    def act(self, obs, step, key, shift):
+        zeros = jnp.zeros(obs.shape[0], obs.dtype)
+        return zeros, jnp.stack([zeros, zeros], axis=-1)
+
+
+# --- results -----------------------------------------------------------------------
+
+
+class StepTrace(eqx.Module):
+    """What one step leaves for analysis and for the trainers (per episode)."""
+
+    obs: Float[Array, "agent obs"] | None
+    outputs: Float[Array, "agent 2"] | None
+    action: Float[Array, " agent"]
+    p_kw: Float[Array, " agent"]
+    cost: Float[Array, " agent"]
+    voltage_violation: Float[Array, ""]
+    v_min_pu: Float[Array, ""]
+    v_max_pu: Float[Array, ""]
+    ok: Bool[Array, ""]
+
+
+class EpisodeResult(eqx.Module):
+    """One episode (day): totals, channels, final state, and the per-step trace."""
+
+    cost: Float[Array, ""]
+    channels: dict[str, Float[Array, ""]]
+    lagrangian: Float[Array, ""]
+    ok: Bool[Array, ""]
+    failed_steps: Int[Array, ""]
+    final_state: PyTree
+    trace: StepTrace | None
+
+
+class Rollout(eqx.Module):
+    """A batch of episodes.
+
+    - `lagrangian`: mean of the episodes' Lagrangians over the episodes whose power
+        flows all converged (failed episodes are masked out and counted, never
+        averaged in).
+    - `cost`, `channels`: the same means (cost per episode in currency, summed over
+        agents; channels per agent, see `Environment`).
+    - `episodes`: the per-episode `EpisodeResult`s (leading episode axis).
+    - `n_failed`: episodes with at least one failed power flow.
+    """
+
+    lagrangian: Float[Array, ""]
+    cost: Float[Array, ""]
+    channels: dict[str, Float[Array, ""]]
+    n_failed: Int[Array, ""]
+    episodes: EpisodeResult
+
+
+# --- the environment -----------------------------------------------------------------
+
+
+def _to_float(tree):
+    dtype = default_float()
+    return jtu.tree_map(
+        lambda x: (
+            jnp.asarray(x, dtype=dtype)
+            if eqx.is_inexact_array(x) and not jnp.iscomplexobj(x)
+            else x
+        ),
+        tree,
+    )
+
+
+class Environment(eqx.Module):
+    """Homes with devices, PV and uncontrollable load, on a feeder, for one day.
+
+    Build one with `make_environment`. Channels (violations, per agent, summed over
+    the day): `"voltage"` is, per step, the largest limit violation over all nodes
+    (pu) summed over the day; each device kind adds its per-step channel (mean over
+    all agents of the summed normalised violation) and its terminal channel. The
+    Lagrangian of an episode is
+
+        L = N * (rho * c / c_norm + sum_k lambda_k v_k)
+
+    with `c` the mean cost per agent, `c_norm` a cost scale (mean daily energy bill
+    of an agent at its load), and `N` the number of agents: per agent, the voltage
+    term weighs as much as its own device terms (the voltage channel "scaled up by
+    the number of agents", DESIGN §7).
+    """
+
+    feeder: Feeder
+    placement: Placement
+    population: Population
+    train: Scenarios
+    test: Scenarios
+    stats: ScenarioStats
+    config: EnvConfig
+    solver: AbstractPowerFlowSolver
+    adjoint: optx.AbstractAdjoint | None
+    cost_norm: float = eqx.field(static=True)
+    channels: tuple[str, ...] = eqx.field(static=True)
+    group_homes: tuple[tuple[str, tuple[int, ...]], ...] = eqx.field(static=True)
+
+    @property
+    def n_agents(self) -> int:
+        return self.placement.n_homes
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(self.population.groups)
+
+    def homes(self, kind: str) -> Int[Array, " member"]:
+        """The agents of one device kind, in the order of its group (static, so it
+        works whether or not the environment is traced)."""
+        return jnp.asarray(dict(self.group_homes)[kind], dtype=jnp.int32)
+
+    def zero_lambdas(self) -> dict[str, Float[Array, ""]]:
+        return {c: jnp.zeros((), default_float()) for c in self.channels}
+
+    # -- states -------------------------------------------------------------------
+
+    def initial_state(self) -> dict[str, PyTree]:
+        """Nominal start-of-day device states, one pytree per device kind."""
+        return {
+            k: eqx.filter_vmap(lambda d: d.initial_state())(dev)
+            for k, dev in self.population.groups.items()
+        }
+
+    def randomise_state(self, key: PRNGKeyArray, state: dict) -> dict:
+        out = {}
+        for i, (k, dev) in enumerate(self.population.groups.items()):
+            n = len(dict(self.group_homes)[k])
+            keys = jax.random.split(jax.random.fold_in(key, i), n)
+            out[k] = eqx.filter_vmap(lambda d, kk, s: d.randomise_state(kk, s))(
+                dev, keys, state[k]
+            )
+        return out
+
+    def ratings_kw(self) -> Float[Array, " agent"]:
+        """Each agent's device rating (|power at full command|), to normalise power."""
+        out = jnp.zeros(self.n_agents, default_float())
+        for k, dev in self.population.groups.items():
+            rating = eqx.filter_vmap(lambda d: jnp.abs(d.decode(jnp.ones(()))))(dev)
+            out = out.at[self.homes(k)].set(rating)
+        return out
+
+    # -- one day ------------------------------------------------------------------
+
+    def _episode(
+        self,
+        controller: AbstractController,
+        lambdas: Mapping[str, Float[Array, ""]],
+        key: PRNGKeyArray,
+        day: Int[Array, ""],
+        state0: dict,
+        shift: Float[Array, "step agent 2"],
+        record: bool,
+        split: str,
+    ) -> EpisodeResult:
+        cfg = self.config
+        dtype = default_float()
+        n = self.n_agents
+        scenarios = self.train if split == "train" else self.test
+        data = _to_float(scenarios.episode(day[None]))
+        homes = {k: self.homes(k) for k in self.kinds}
+        node = jnp.asarray(self.placement.node)
+        scale = jnp.asarray(self.placement.scale, dtype=dtype)
+        tan_phi = float(np.tan(np.arccos(cfg.load_pf)))
+        feeder = self.feeder
+        v0 = jnp.asarray(feeder.w)
+        base = jnp.asarray(feeder.base_v, dtype=dtype)
+        naive = isinstance(controller, NaiveController)
+
+        def step_fn(carry, xs):
+            state, v_prev, v_home_prev, failed = carry
+            t, load_kw, pv_kw, temp, p_imp, p_exp, shift_t, key_t = xs
+            inputs = DeviceInputs(t, cfg.n_steps, cfg.dt_h, temp)
+            obs_state = jnp.zeros(n, dtype)
+            urgency = jnp.zeros(n, dtype)
+            for k, dev in self.population.groups.items():
+                obs_state = obs_state.at[homes[k]].set(
+                    eqx.filter_vmap(lambda d, s: d.observe(s))(dev, state[k])
+                )
+                urgency = urgency.at[homes[k]].set(
+                    eqx.filter_vmap(lambda d, s: d.urgency(s, inputs))(dev, state[k])
+                )
+            ones = jnp.ones(n, dtype)
+            obs = jnp.stack(
+                [
+                    ones * (t.astype(dtype) / cfg.n_steps),
+                    obs_state,
+                    self.stats.normalise("net_kw", load_kw - pv_kw).astype(dtype),
+                    ones * self.stats.normalise("price_import", p_imp).astype(dtype),
+                    ones * self.stats.normalise("price_export", p_exp).astype(dtype),
+                    ones * self.stats.normalise("temperature_c", temp).astype(dtype),
+                    urgency,
+                    (v_home_prev - 0.9) / 0.2,
+                ],
+                axis=-1,
+            )
+            a, outputs = controller.act(obs, t, key_t, shift_t)
+            u = jnp.clip(a, -1.0, 1.0)
+            p_dev = jnp.zeros(n, dtype)
+            cost_dev = jnp.zeros(n, dtype)
+            viol = {}
+            new_state = {}
+            for k, dev in self.population.groups.items():
+                if naive:
+                    cmd = eqx.filter_vmap(lambda d, s: d.naive_command(s, inputs))(
+                        dev, state[k]
+                    )
+                else:
+                    cmd = eqx.filter_vmap(lambda d, x: d.decode(x))(dev, u[homes[k]])
+                out = eqx.filter_vmap(lambda d, s, c: d.step(s, c, inputs))(
+                    dev, state[k], cmd
+                )
+                new_state[k] = out.state
+                p_dev = p_dev.at[homes[k]].set(out.p_kw)
+                cost_dev = cost_dev.at[homes[k]].set(out.cost)
+                channel = type(dev).step_channel
+                viol[channel] = viol.get(channel, 0.0) + jnp.sum(out.violation) / n
+            load = scale * load_kw
+            net = p_dev + load - scale * pv_kw
+            meter = cfg.dt_h * (
+                p_imp * jnp.maximum(net, 0) - p_exp * jnp.maximum(-net, 0)
+            )
+            cost = meter + cost_dev
+            p_node = jnp.zeros(feeder.n_nodes, dtype).at[node].add(net)
+            q_node = jnp.zeros(feeder.n_nodes, dtype).at[node].add(load * tan_phi)
+            sol = power_flow(
+                feeder,
+                p_node,
+                q_node,
+                v_init=v_prev,
+                solver=self.solver,
+                adjoint=self.adjoint,
+                throw=False,
+            )
+            ok = (sol.result == RESULTS.successful) & jnp.all(jnp.isfinite(sol.v_pu))
+            v_pu = jnp.where(ok, sol.v_pu, jnp.abs(v_prev) / base)
+            over = jnp.maximum(v_pu - cfg.v_max_pu, 0) + jnp.maximum(
+                cfg.v_min_pu - v_pu, 0
+            )
+            v_viol = jnp.where(ok, jnp.max(over), 0.0)
+            v_next = jnp.where(ok, sol.v, v_prev)
+            trace = StepTrace(
+                obs=obs,
+                outputs=outputs,
+                action=a,
+                p_kw=p_dev,
+                cost=cost,
+                voltage_violation=v_viol,
+                v_min_pu=jnp.min(v_pu),
+                v_max_pu=jnp.max(v_pu),
+                ok=ok,
+            )
+            channels = {VOLTAGE: v_viol, **viol}
+            carry = (new_state, v_next, v_pu[node], failed + jnp.where(ok, 0, 1))
+            return carry, (channels, trace)
+
+        steps = jnp.arange(cfg.n_steps)
+        keys = jax.random.split(key, cfg.n_steps)
+        xs = (
+            steps,
+            data.load_kw[0],
+            data.pv_kw[0],
+            data.temperature_c[0],
+            data.price_import[0],
+            data.price_export[0],
+            shift,
+            keys,
+        )
+        v_home0 = (jnp.abs(v0) / base)[node]
+        init = (state0, v0, v_home0.astype(dtype), jnp.array(0))
+        (state, _, _, failed), (per_step, trace) = jax.lax.scan(
+            jax.checkpoint(step_fn), init, xs
+        )
+        channels = {c: jnp.sum(v) for c, v in per_step.items()}
+        for k, dev in self.population.groups.items():
+            channel = type(dev).terminal_channel
+            if channel is not None:
+                term = eqx.filter_vmap(lambda d, s: d.terminal_violation(s))(
+                    dev, state[k]
+                )
+                channels[channel] = channels.get(channel, 0.0) + jnp.sum(term) / n
+        channels = {c: jnp.asarray(channels.get(c, 0.0), dtype) for c in self.channels}
+        cost = jnp.sum(trace.cost)
+        ok = failed == 0
+        weighted = sum(
+            (
+                lambdas[c] * channels[c]
+                for c in self.channels
+                if c != VOLTAGE or cfg.voltage_constraint
+            ),
+            jnp.zeros((), dtype),
+        )
+        lagrangian = cfg.cost_weight * cost / self.cost_norm + n * weighted
+        lagrangian = jnp.where(ok, lagrangian, 0.0)
+        return EpisodeResult(
+            cost=cost,
+            channels=channels,
+            lagrangian=lagrangian,
+            ok=ok,
+            failed_steps=failed,
+            final_state=state,
+            trace=trace if record else None,
+        )
+
+    # -- batches ------------------------------------------------------------------
+
+    def rollout(
+        self,
+        controller: AbstractController,
+        lambdas: Mapping[str, Float[Array, ""]],
+        key: PRNGKeyArray,
+        days: Int[Array, " episode"],
+        *,
+        split: str = "train",
+        initial_state: dict | None = None,
+        randomise_initial: bool = True,
+        shift: Float[Array, "episode step agent 2"] | None = None,
+        record: bool = False,
+    ) -> Rollout:
+        """Simulate a batch of days.
+
+        **Arguments:**
+
+        - `controller`: who acts (`PolicyController`, `OpenLoopController`,
+            `NaiveController`, or your own).
+        - `lambdas`: dual variables by channel name (`env.channels`).
+        - `key`: PRNG key (initial states and exploration noise).
+        - `days`: day indices into the split's days.
+        - `split`: `"train"` or `"test"` (the held-out days).
+        - `initial_state`: start-of-day states with a leading episode axis (default:
+            nominal, randomised within bounds when `randomise_initial`).
+        - `shift`: added to the policy outputs `(mu, sigma)`; differentiate the
+            Lagrangian w.r.t. it at zero to get the gradient w.r.t. the outputs.
+        - `record`: keep the per-step trace (observations, outputs, actions, power,
+            cost, voltage envelope) of every episode.
+
+        **Returns:** a `Rollout`.
+        """
+        if split not in ("train", "test"):
+            raise ValueError(f"split={split!r}: use 'train' or 'test'.")
+        dtype = default_float()
+        days = jnp.asarray(days)
+        e = days.shape[0]
+        k_init, k_eps = jax.random.split(key)
+        if initial_state is None:
+            nominal = self.initial_state()
+            keys = jax.random.split(k_init, e)
+            if randomise_initial:
+                initial_state = jax.vmap(lambda kk: self.randomise_state(kk, nominal))(
+                    keys
+                )
+            else:
+                initial_state = jtu.tree_map(
+                    lambda x: jnp.broadcast_to(x, (e,) + x.shape), nominal
+                )
+        if shift is None:
+            shift = jnp.zeros((e, self.config.n_steps, self.n_agents, 2), dtype)
+        keys = jax.random.split(k_eps, e)
+        lambdas = {c: jnp.asarray(lambdas.get(c, 0.0), dtype) for c in self.channels}
+
+        def chunk_fn(args):
+            kk, dd, ss, sh = args
+            return jax.vmap(
+                lambda a, b, c, d: self._episode(
+                    controller, lambdas, a, b, c, d, record, split
+                )
+            )(kk, dd, ss, sh)
+
+        chunk = self.config.episode_chunk or e
+        if e % chunk:
+            raise ValueError(
+                f"{e} episodes do not split into chunks of {chunk}; use a batch that "
+                "is a multiple of EnvConfig.episode_chunk."
+            )
+        args = (keys, days, initial_state, shift)
+        if chunk == e:
+            episodes = chunk_fn(args)
+        else:
+            chunks = jtu.tree_map(
+                lambda x: x.reshape((e // chunk, chunk) + x.shape[1:]), args
+            )
+            out = jax.lax.map(jax.checkpoint(chunk_fn), chunks)
+            episodes = jtu.tree_map(lambda x: x.reshape((e,) + x.shape[2:]), out)
+        ok = episodes.ok
+        n_ok = jnp.sum(ok)
+        denom = jnp.maximum(n_ok, 1).astype(dtype)
+
+        def mean(x):
+            return jnp.sum(jnp.where(ok, x, 0.0)) / denom
+
+        return Rollout(
+            lagrangian=jnp.sum(episodes.lagrangian) / denom,
+            cost=mean(episodes.cost),
+            channels={c: mean(v) for c, v in episodes.channels.items()},
+            n_failed=e - n_ok,
+            episodes=episodes,
+        )
+
+
+def _peak_kw(train: Scenarios, quantile: float) -> np.ndarray:
+    """Each home's peak load over the training days (a quantile of its profile)."""
+    load = np.asarray(train.load_profiles_kw, dtype=np.float64)
+    per_profile = np.quantile(load.reshape(load.shape[0], -1), quantile, axis=1)
+    profile = np.asarray(train.load_profile)
+    peak = per_profile[profile] * np.asarray(train.load_scale, dtype=np.float64)
+    return np.maximum(peak, 1e-3)
+
+
+def _cost_norm(population_scale: np.ndarray, train: Scenarios, dt_h: float) -> float:
+    """Mean daily energy bill of one agent at its uncontrollable load: the cost scale
+    that makes `cost / cost_norm` about the number of agents, whatever the feeder."""
+    load = np.asarray(train.load_profiles_kw, dtype=np.float64)
+    per_profile_kwh = load.sum(axis=2).mean(axis=1) * dt_h
+    profile = np.asarray(train.load_profile)
+    home_kwh = per_profile_kwh[profile] * np.asarray(train.load_scale, dtype=np.float64)
+    price = float(np.mean(np.asarray(train.price_import, dtype=np.float64)))
+    return float(np.mean(home_kwh * population_scale) * price)
+
+
+def make_environment(
+    feeder: Feeder,
+    n_agents: int,
+    *,
+    seed: int = 0,
+    scenarios: Scenarios | None = None,
+    population: Population | None = None,
+    mix: Mapping[str, float] | None = None,
+    config: EnvConfig = EnvConfig(),
+    solver: AbstractPowerFlowSolver = ZBus(),
+    adjoint: optx.AbstractAdjoint | None = None,
+    train_months: int | None = None,
+    test_months: int = 1,
+) -> Environment:
+    """Place `n_agents` homes on `feeder`, give each a device and real exogenous data.
+
+    **Arguments:**
+
+    - `feeder`: a feeder with spot loads (the homes replace them; see `place_homes`).
+    - `n_agents`: number of homes (agents).
+    - `seed`: seeds placement, devices and the homes' data assignment.
+    - `scenarios`: exogenous data (default: the shipped 2013 dataset); the homes get
+        seeded profiles with `Scenarios.for_homes` unless it already has `n_agents`.
+    - `population`: devices (default: `sample_population` with `mix`, a third each
+        of batteries, heat pumps and generators). They are scaled by the placement's
+        `scale` (an agent standing for several homes).
+    - `config`: `EnvConfig`.
+    - `solver`, `adjoint`: the power flow's solver and adjoint (see `power_flow`).
+    - `train_months`, `test_months`: the split by date (default: every complete month
+        but the last `test_months` for training).
+
+    **Returns:** an `Environment`.
+    """
+    if scenarios is None:
+        scenarios = default_scenarios(n_agents, seed=seed)
+    elif scenarios.n_homes != n_agents:
+        scenarios = scenarios.for_homes(seed, n_agents)
+    train, test = scenarios.split(train_months, test_months)
+    placement = place_homes(
+        feeder, n_agents, seed=seed, home_peak_kw=_peak_kw(train, config.peak_quantile)
+    )
+    if population is None:
+        population = sample_population(jax.random.key(seed), n_agents, mix)
+    if population.n_homes != n_agents:
+        raise ValueError(
+            f"The population has {population.n_homes} homes; the environment has "
+            f"{n_agents} agents."
+        )
+    population = population.scaled(placement.scale)
+    channels = [VOLTAGE]
+    for dev in population.groups.values():
+        for c in (type(dev).step_channel, type(dev).terminal_channel):
+            if c is not None and c not in channels:
+                channels.append(c)
+    return Environment(
+        feeder=placement.feeder,
+        placement=placement,
+        population=_to_float(population),
+        train=_to_float(train),
+        test=_to_float(test),
+        stats=_to_float(train.stats()),
+        config=config,
+        solver=solver,
+        adjoint=adjoint,
+        cost_norm=_cost_norm(placement.scale, train, config.dt_h),
+        channels=tuple(channels),
+        group_homes=tuple(
+            (k, tuple(int(i) for i in population.homes(k)))
+            for k in population.groups
+        ),
+    )
+
+
+def channel_names(env: Environment) -> Sequence[str]:
+    return env.channels

@@ -1,0 +1,8 @@
+"""Out-of-sample evaluation over the held-out days, chained."""
+
+from ._evaluate import (
+    evaluate as evaluate,
+    Evaluation as Evaluation,
+    naive_evaluation as naive_evaluation,
+    write_evaluation as write_evaluation,
+)
