@@ -1,0 +1,10 @@
+"""Figures of the paper from plain arrays and metric rows: training curves, agents'
+power over a day, the voltage envelope, cumulative out-of-sample cost (PNG, Agg)."""
+
+from ._common import KIND_COLOURS as KIND_COLOURS, METRIC_UNITS as METRIC_UNITS
+from ._day import (
+    plot_agent_power as plot_agent_power,
+    plot_voltage_envelope as plot_voltage_envelope,
+)
+from ._evaluation import plot_cumulative_cost as plot_cumulative_cost
+from ._training import plot_training_curves as plot_training_curves

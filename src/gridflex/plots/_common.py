@@ -1,0 +1,106 @@
+"""Shared plumbing: Agg figures without pyplot, input checks, labels with units.
+
+Figures are built on `matplotlib.figure.Figure` with an Agg canvas, never through
+`pyplot`: no global state, no backend switch in the user's session, safe in threads
+and on headless machines. Every plot function returns the path of the PNG it wrote.
+"""
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+
+KIND_COLOURS: dict[str, str] = {
+    "battery": "tab:blue",
+    "heat_pump": "tab:red",
+    "generator": "tab:green",
+}
+"""Colour of each built-in device kind; other kinds take the next colours in
+matplotlib's default cycle."""
+
+_OTHER_COLOURS = ("tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
+
+METRIC_UNITS: dict[str, str] = {
+    "cost": "{currency}/day",
+    "total_cost": "{currency}",
+    "lagrangian": "–",
+    "voltage_violation": "p.u.",
+    "voltage_violation_max": "p.u.",
+    "battery_energy": "–",
+    "battery_terminal": "–",
+    "heat_pump_temperature": "–",
+    "heat_pump_terminal": "–",
+    "generator_ramp": "–",
+}
+"""Default unit of each metric name in training curves (`–`: dimensionless, the
+normalised violation channels); `{currency}` is filled in. Override per call."""
+
+
+def new_figure(figsize: tuple[float, float], dpi: int) -> Figure:
+    """An Agg-backed figure of exactly `figsize` inches at `dpi`."""
+    if not (len(figsize) == 2 and all(s > 0 for s in figsize)):
+        raise ValueError(
+            f"figsize = {figsize!r} must be two positive numbers (inches)."
+        )
+    if dpi <= 0:
+        raise ValueError(f"dpi = {dpi!r} must be positive.")
+    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def png_path(path: str | Path) -> Path:
+    """`path` as a Path, checked to name a PNG (checked before any drawing)."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"plot path {path} must end in .png.")
+    return path
+
+
+def save_png(fig: Figure, path: Path) -> Path:
+    """Write `fig` as a PNG at `path` (parent directories created) and return it.
+
+    The size in pixels is `figsize * dpi` exactly (no tight bounding box), so that
+    figures for a report line up.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=fig.dpi)
+    return path
+
+
+def as_real(name: str, x, ndim: int | tuple[int, ...]) -> np.ndarray:
+    """`x` as a float64 NumPy array of the given number of dimensions."""
+    array = np.asarray(x, dtype=np.float64)
+    allowed = (ndim,) if isinstance(ndim, int) else ndim
+    if array.ndim not in allowed:
+        want = " or ".join(str(n) for n in allowed)
+        raise ValueError(
+            f"{name} must have {want} dimensions; got shape {array.shape}."
+        )
+    if array.size == 0:
+        raise ValueError(f"{name} is empty (shape {array.shape}).")
+    return array
+
+
+def kind_colours(kinds: Sequence[str]) -> dict[str, str]:
+    """A colour for each distinct kind, built-in kinds in their usual colours."""
+    colours, spare = {}, iter(_OTHER_COLOURS * (1 + len(kinds)))
+    for kind in dict.fromkeys(kinds):
+        colours[kind] = KIND_COLOURS.get(kind) or next(spare)
+    return colours
+
+
+def unit_of(key: str, units: Mapping[str, str] | None, currency: str) -> str:
+    """The unit of a metric: `units`, else `METRIC_UNITS`, else dimensionless."""
+    unit = (units or {}).get(key, METRIC_UNITS.get(key, "–"))
+    return unit.format(currency=currency)
+
+
+def hours_axis(n_steps: int, dt_h: float) -> np.ndarray:
+    """Time of day at the start of each step, h."""
+    if not dt_h > 0:
+        raise ValueError(f"dt_h = {dt_h} must be > 0 (hours per step).")
+    return np.arange(n_steps) * dt_h
