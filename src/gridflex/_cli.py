@@ -1,8 +1,9 @@
 """The `gridflex` command line.
 
 - `gridflex powerflow`: solve a feeder (built-in name or OpenDSS file), report it.
-- `gridflex evaluate --method naive`: the naive baseline over the held-out month.
-- `gridflex train`: arrives with the trainers; until then it says so (status 2).
+- `gridflex train`: train decentralised policies (the main job), then evaluate them
+    next to the naive baseline on the held-out month.
+- `gridflex evaluate RUN` (a trained run) or `gridflex evaluate --method naive`.
 """
 
 import argparse
@@ -10,6 +11,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Literal
 
 
@@ -79,17 +81,101 @@ def _powerflow(args: argparse.Namespace) -> int:
     return 0 if report["converged"] else 1
 
 
+def _overrides(args: argparse.Namespace) -> dict:
+    from .runs import parse_override
+
+    out = {}
+    for key in ("feeder", "agents", "method", "seed"):
+        value = getattr(args, key, None)
+        if value is not None:
+            out[f"run.{key}"] = value
+    for text in args.set or []:
+        k, v = parse_override(text)
+        out[k] = v
+    return out
+
+
+def _train(args: argparse.Namespace) -> int:
+    import jax
+
+    from .evaluation import report_run
+    from .runs import CONFIG_FILE, load_config, save_config
+    from .training import (
+        default_config,
+        environment_from_config,
+        fit,
+        trainer_from_config,
+    )
+
+    out = Path(args.out)
+    saved = out / CONFIG_FILE
+    overrides = _overrides(args)
+    if args.resume and saved.exists():
+        config = load_config(saved, defaults=default_config())
+        changed = load_config(saved, overrides, defaults=default_config())
+        if changed != config:
+            print(
+                "gridflex train --resume: the run continues with its saved "
+                f"configuration ({saved}); drop the conflicting options.",
+                file=sys.stderr,
+            )
+            return 2
+    else:
+        config = load_config(args.config, overrides, defaults=default_config())
+        if (out / "metrics.jsonl").exists() and not args.resume:
+            print(
+                f"gridflex train: {out} already holds a run; pass --resume to "
+                "continue it or choose another --out.",
+                file=sys.stderr,
+            )
+            return 2
+        save_config(out, config)
+    run = config["run"]
+    feeder = load_feeder(run["feeder"], engine=args.engine)
+    env = environment_from_config(config, feeder)
+    trainer = trainer_from_config(config)
+    result = fit(
+        env,
+        trainer,
+        key=jax.random.key(int(run["seed"])),
+        out_dir=out,
+        resume=args.resume,
+        checkpoint_every=int(run["checkpoint_every"]),
+        progress=not args.quiet,
+        max_steps=args.max_steps,
+    )
+    if args.no_eval:
+        return 0
+    summary, _, _ = report_run(
+        env,
+        result.state.policy,
+        method=run["method"],
+        feeder=run["feeder"],
+        out_dir=out,
+        metrics=result.metrics,
+        train_seconds=result.train_seconds,
+        primal_steps=int(result.state.step),
+        days=int(run["eval_days"]) or None,
+        plots=not args.no_plots,
+    )
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from .env import make_environment
-    from .evaluation import naive_evaluation, write_evaluation
+    from .evaluation import naive_evaluation, report_run, write_evaluation
 
-    if args.run is not None or args.method != "naive":
+    if args.run is not None:
+        return _evaluate_run(args)
+    if args.method != "naive":
         print(
-            "gridflex evaluate: only --method naive is available until the trainers "
-            "land.",
+            "gridflex evaluate: give a training run's folder to evaluate its "
+            "policies, or --method naive for the baseline.",
             file=sys.stderr,
         )
         return 2
+    del report_run
     feeder = load_feeder(args.feeder, engine=args.engine)
     t0 = time.perf_counter()
     env = make_environment(feeder, args.agents, seed=args.seed)
@@ -97,19 +183,42 @@ def _evaluate(args: argparse.Namespace) -> int:
     summary = result.summary()
     summary["feeder"] = args.feeder if args.feeder in BUILTIN else feeder.name
     summary["seconds"] = round(time.perf_counter() - t0, 2)
-    path = write_evaluation(args.out, summary)
+    path = write_evaluation(args.out or "runs/eval", summary)
     print(json.dumps(summary, indent=2))
     print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
-def _not_yet(args: argparse.Namespace) -> int:
-    print(
-        f"gridflex {args.command}: not available yet (the trainers are being built); "
-        "try `gridflex powerflow`.",
-        file=sys.stderr,
+def _evaluate_run(args: argparse.Namespace) -> int:
+    import jax
+
+    from .evaluation import report_run
+    from .runs import CONFIG_FILE, load_checkpoint, load_config, read_metrics
+    from .training import default_config, environment_from_config, trainer_from_config
+    from .training._loop import CHECKPOINTS
+
+    run_dir = Path(args.run)
+    config = load_config(run_dir / CONFIG_FILE, defaults=default_config())
+    run = config["run"]
+    feeder = load_feeder(run["feeder"], engine=args.engine)
+    env = environment_from_config(config, feeder)
+    trainer = trainer_from_config(config)
+    like = trainer.init(env, jax.random.key(int(run["seed"])))
+    state, step, meta = load_checkpoint(run_dir / CHECKPOINTS, like=like)
+    metrics = read_metrics(run_dir) if (run_dir / "metrics.jsonl").exists() else None
+    summary, _, _ = report_run(
+        env,
+        state.policy,
+        method=run["method"],
+        feeder=run["feeder"],
+        out_dir=Path(args.out) if args.out else run_dir,
+        metrics=metrics,
+        train_seconds=float(meta.get("wall_s", 0.0)),
+        primal_steps=step,
+        days=args.days or (int(run["eval_days"]) or None),
     )
-    return 2
+    print(json.dumps(summary, indent=2))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,19 +235,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--x64", action="store_true", help="solve in float64")
     p.add_argument("--out", help="folder for powerflow.json and voltages.csv")
     p.set_defaults(func=_powerflow)
-    e = sub.add_parser("evaluate", help="evaluate a method on the held-out month")
-    e.add_argument("run", nargs="?", help="a training run's folder (with trainers)")
-    e.add_argument("--method", default="naive", help="naive (more with trainers)")
+    e = sub.add_parser("evaluate", help="evaluate on the held-out month")
+    e.add_argument("run", nargs="?", help="a training run's folder")
+    e.add_argument("--method", default="naive", help="naive (without a run folder)")
     e.add_argument("--feeder", default="ieee13", help="built-in name or .dss path")
     e.add_argument("--engine", default="native", choices=("native", "opendss"))
     e.add_argument("--agents", type=int, default=10, help="number of homes")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--days", type=int, default=None, help="first N held-out days")
-    e.add_argument("--out", default="runs/eval", help="folder for eval.json")
+    e.add_argument("--out", default=None, help="folder for eval.json (and figures)")
     e.set_defaults(func=_evaluate)
-    q = sub.add_parser("train", help="train policies (coming with the trainers)")
-    q.add_argument("rest", nargs=argparse.REMAINDER)
-    q.set_defaults(func=_not_yet)
+    t = sub.add_parser(
+        "train",
+        help="train decentralised policies, then evaluate them",
+        description="Train one policy per home with primal-dual learning through "
+        "the differentiable power flow, then evaluate on the held-out month. "
+        "Settings: built-in defaults (paper Table I), then --config, then options.",
+    )
+    t.add_argument("--config", help="a TOML file of settings (see config.toml)")
+    t.add_argument("--feeder", help="built-in name or .dss path (default ieee13)")
+    t.add_argument("--agents", type=int, help="number of homes (default 10)")
+    t.add_argument("--method", choices=("gradmap", "gradma", "gradma_rpo"))
+    t.add_argument("--seed", type=int)
+    t.add_argument("--out", default="runs/default", help="run folder")
+    t.add_argument("--resume", action="store_true", help="continue a killed run")
+    t.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override any setting, e.g. --set gradmap.batch=100",
+    )
+    t.add_argument("--engine", default="native", choices=("native", "opendss"))
+    t.add_argument("--max-steps", type=int, help="stop after N primal steps")
+    t.add_argument("--no-eval", action="store_true", help="skip the evaluation")
+    t.add_argument("--no-plots", action="store_true", help="skip the figures")
+    t.add_argument("--quiet", action="store_true", help="no progress line")
+    t.set_defaults(func=_train)
     return parser
 
 

@@ -215,11 +215,14 @@ def _to_float(tree):
 class Environment(eqx.Module):
     """Homes with devices, PV and uncontrollable load, on a feeder, for one day.
 
-    Build one with `make_environment`. Channels (violations, per agent, summed over
-    the day): `"voltage"` is, per step, the largest limit violation over all nodes
-    (pu) summed over the day; each device kind adds its per-step channel (mean over
-    all agents of the summed normalised violation) and its terminal channel. The
-    Lagrangian of an episode is
+    Build one with `make_environment`. Channels, each normalised to a per-step,
+    per-agent mean: `"voltage"` is, per step, the largest limit violation over all
+    nodes (pu), averaged over the day's steps; each device kind adds its per-step
+    channel (the normalised implied-state violation, plus any excursion of the raw
+    action beyond [-1, 1] — the command range is a constraint too, and the clip would
+    otherwise hide it from the gradient — averaged over the steps and over all
+    agents) and its terminal channel (averaged over all agents). The Lagrangian of
+    an episode is
 
         L = N * (rho * c / c_norm + sum_k lambda_k v_k)
 
@@ -240,6 +243,7 @@ class Environment(eqx.Module):
     adjoint: optx.AbstractAdjoint | None
     cost_norm: float = eqx.field(static=True)
     channels: tuple[str, ...] = eqx.field(static=True)
+    terminal_channels: tuple[str, ...] = eqx.field(static=True)
     group_homes: tuple[tuple[str, tuple[int, ...]], ...] = eqx.field(static=True)
 
     @property
@@ -359,7 +363,11 @@ class Environment(eqx.Module):
                 p_dev = p_dev.at[homes[k]].set(out.p_kw)
                 cost_dev = cost_dev.at[homes[k]].set(out.cost)
                 channel = type(dev).step_channel
-                viol[channel] = viol.get(channel, 0.0) + jnp.sum(out.violation) / n
+                beyond = jnp.maximum(jnp.abs(a[homes[k]]) - 1.0, 0.0)
+                if naive:
+                    beyond = jnp.zeros_like(beyond)
+                total = jnp.sum(out.violation + beyond) / n
+                viol[channel] = viol.get(channel, 0.0) + total
             load = scale * load_kw
             net = p_dev + load - scale * pv_kw
             meter = cfg.dt_h * (
@@ -416,7 +424,7 @@ class Environment(eqx.Module):
         (state, _, _, failed), (per_step, trace) = jax.lax.scan(
             jax.checkpoint(step_fn), init, xs
         )
-        channels = {c: jnp.sum(v) for c, v in per_step.items()}
+        channels = {c: jnp.mean(v) for c, v in per_step.items()}
         for k, dev in self.population.groups.items():
             channel = type(dev).terminal_channel
             if channel is not None:
@@ -628,9 +636,17 @@ def make_environment(
         adjoint=adjoint,
         cost_norm=_cost_norm(placement.scale, train, config.dt_h),
         channels=tuple(channels),
+        terminal_channels=tuple(
+            sorted(
+                {
+                    c
+                    for dev in population.groups.values()
+                    if (c := type(dev).terminal_channel) is not None
+                }
+            )
+        ),
         group_homes=tuple(
-            (k, tuple(int(i) for i in population.homes(k)))
-            for k in population.groups
+            (k, tuple(int(i) for i in population.homes(k))) for k in population.groups
         ),
     )
 

@@ -6,3 +6,4 @@ from ._evaluate import (
     naive_evaluation as naive_evaluation,
     write_evaluation as write_evaluation,
 )
+from ._report import report_run as report_run, write_figures as write_figures

@@ -104,9 +104,15 @@ def evaluate(
     costs, channels, failed, v_min, v_max, p_kw, v_viol = out
     ratings = np.asarray(env.ratings_kw())
     n = env.n_agents
-    # Channels are per agent; end-of-day figures are reported summed over devices.
+    # Channels are per-step, per-agent means: report sums over steps (per-step
+    # channels) and over devices (all but voltage), over the days.
+    terminal = set(env.terminal_channels)
+    n_steps = env.config.n_steps
     sums = {
-        c: float(np.sum(v) * (1 if c == VOLTAGE else n)) for c, v in channels.items()
+        c: float(
+            np.sum(v) * (1 if c == VOLTAGE else n) * (1 if c in terminal else n_steps)
+        )
+        for c, v in channels.items()
     }
     return Evaluation(
         method=method,
@@ -114,7 +120,7 @@ def evaluate(
         agents=n,
         cost_total=float(np.sum(costs)),
         voltage_violation_max_pu=float(np.max(v_viol)),
-        voltage_violation_sum_pu=float(np.sum(channels[VOLTAGE])),
+        voltage_violation_sum_pu=float(np.sum(v_viol)),
         battery_end_violation=sums.get("battery_terminal", 0.0),
         heat_pump_end_violation=sums.get("heat_pump_terminal", 0.0),
         failed_days=int(np.sum(failed > 0)),
@@ -122,7 +128,7 @@ def evaluate(
         days=n_days,
         channels=sums,
         daily_cost=costs,
-        daily_voltage_violation_pu=np.asarray(channels[VOLTAGE]),
+        daily_voltage_violation_pu=np.sum(v_viol, axis=1),
         v_min_pu=v_min,
         v_max_pu=v_max,
         power_pu=p_kw / np.maximum(ratings, 1e-9)[None, None, :],

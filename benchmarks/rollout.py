@@ -1,0 +1,141 @@
+"""One rollout of the environment at the paper's scale: wall-clock and peak memory.
+
+    python benchmarks/rollout.py          # 500 episodes, 1,000 homes, IEEE 123
+    python benchmarks/rollout.py --episodes 100 --chunk 50
+
+Runs in separate processes (so that each figure's peak memory is its own): the
+forward rollout (96 steps of observe -> act -> devices -> meters -> power flow, for
+every episode) and the forward rollout plus the gradient of the Lagrangian with
+respect to every agent's policy outputs at every step and episode (what GradMAP caches;
+through the implicit adjoint of every power flow). The controller is the policy the
+trainers use (per-agent Gaussian MLPs, 16 tanh units). Compile time is reported apart.
+Results: `benchmarks/results/rollout.json`.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+
+def _run(mode: str, feeder: str, agents: int, episodes: int, chunk: int | None) -> dict:
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    import gridflex as gf
+    from gridflex.env import EnvConfig, make_environment, PolicyController
+    from gridflex.policies import GaussianMLPPolicy
+
+    t0 = time.perf_counter()
+    env = make_environment(
+        getattr(gf.feeders, feeder)(),
+        agents,
+        seed=0,
+        config=EnvConfig(episode_chunk=chunk),
+    )
+    build_s = time.perf_counter() - t0
+    policy = GaussianMLPPolicy.init(jax.random.key(1), agents)
+    controller = PolicyController(policy)
+    lambdas = {c: jnp.asarray(1.0) for c in env.channels}
+    days = jnp.arange(episodes) % env.train.n_days
+    shift = jnp.zeros((episodes, env.config.n_steps, agents, 2))
+
+    if mode == "forward":
+
+        @eqx.filter_jit
+        def fn(key):
+            r = env.rollout(controller, lambdas, key, days)
+            return r.lagrangian, r.n_failed
+
+    else:
+
+        @eqx.filter_jit
+        def fn(key):
+            def lag(s):
+                r = env.rollout(controller, lambdas, key, days, shift=s)
+                return r.lagrangian, r.n_failed
+
+            return jax.value_and_grad(lag, has_aux=True)(shift)
+
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(jax.random.key(2)))
+    first_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(fn(jax.random.key(3)))
+    run_s = time.perf_counter() - t0
+    failed = int(out[1] if mode == "forward" else out[0][1])
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "mode": mode,
+        "build_environment_s": round(build_s, 2),
+        "compile_s": round(first_s - run_s, 2),
+        "run_s": round(run_s, 2),
+        "power_flows": episodes * env.config.n_steps,
+        "power_flows_per_s": round(episodes * env.config.n_steps / run_s, 1),
+        "failed_episodes": failed,
+        "peak_rss_mb": round(peak_mb, 1),
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--feeder", default="ieee123")
+    p.add_argument("--agents", type=int, default=1000)
+    p.add_argument("--episodes", type=int, default=500)
+    p.add_argument("--chunk", type=int, default=None, help="EnvConfig.episode_chunk")
+    p.add_argument("--mode", choices=("forward", "gradient"), default=None)
+    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    args = p.parse_args(argv)
+    if args.mode is not None:  # a child process
+        print(
+            json.dumps(
+                _run(args.mode, args.feeder, args.agents, args.episodes, args.chunk)
+            )
+        )
+        return 0
+    import jax
+
+    import gridflex as gf
+
+    report = {
+        "command": "python benchmarks/rollout.py " + " ".join(sys.argv[1:]),
+        "feeder": args.feeder,
+        "agents": args.agents,
+        "episodes": args.episodes,
+        "steps": 96,
+        "episode_chunk": args.chunk,
+        "machine": {
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "jax": jax.__version__,
+            "backend": jax.default_backend(),
+            "gridflex": gf.__version__,
+        },
+    }
+    for mode in ("forward", "gradient"):
+        cmd = [sys.executable, __file__, "--mode", mode, "--feeder", args.feeder]
+        cmd += ["--agents", str(args.agents), "--episodes", str(args.episodes)]
+        if args.chunk:
+            cmd += ["--chunk", str(args.chunk)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            print(done.stderr[-3000:], file=sys.stderr)
+            report[mode] = {"error": done.stderr[-500:]}
+            continue
+        report[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(mode, report[mode], flush=True)
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, "rollout.json")
+    with open(path, "w") as f:
+        json.dump(report, f, indent=1)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""Primal–dual training of decentralised policies: GradMA, GradMAP, GradMA-RPO."""
+
+from ._base import (
+    AbstractTrainer as AbstractTrainer,
+    dual_update as dual_update,
+    EnvGradient as EnvGradient,
+    environment_gradient as environment_gradient,
+    init_state as init_state,
+    objective_scale as objective_scale,
+    policy_outputs as policy_outputs,
+    PolicyConfig as PolicyConfig,
+    sample_days as sample_days,
+    TrainState as TrainState,
+)
+from ._config import (
+    default_config as default_config,
+    environment_from_config as environment_from_config,
+    trainer_from_config as trainer_from_config,
+    TRAINERS as TRAINERS,
+)
+from ._loop import fit as fit, FitResult as FitResult
+from ._trainers import GradMA as GradMA, GradMAP as GradMAP, GradMARPO as GradMARPO

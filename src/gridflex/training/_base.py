@@ -1,0 +1,267 @@
+"""The trainer interface, the training state, and what every trainer shares.
+
+Primal–dual learning (DESIGN §7): an outer dual loop of `n_dual` steps, each after a
+block of `n_primal` primal steps under fixed dual variables; projected dual ascent
+`lambda_k <- max(0, lambda_k + dual_lr * v_k)` with `v_k` the channel's mean over the
+block. A trainer is a Module with pure `init` and `step`: `step` is one primal step
+(and the dual step when a block ends), compiled once and called `n_dual * n_primal`
+times by `gridflex.training.fit`.
+
+Every trainer gets its environment gradient the same way: the gradient of the
+episodes' Lagrangians with respect to the policy outputs `o = (mu, sigma)` of every
+agent at every step of every episode, `g = d(sum_e L_e)/do` (the `shift` of
+`Environment.rollout`). From it, the gradient with respect to the parameters is one
+vector–Jacobian product of the policy at the recorded observations (the closed loop is
+in `g`: a shift at step t moves every later state and observation). Episodes with a
+failed power flow are masked out of `g` and counted.
+"""
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
+
+from .._misc import default_float
+from ..env import Environment, PolicyController
+from ..policies import AbstractPolicy, gaussian_entropy, GaussianMLPPolicy
+
+
+class TrainState(eqx.Module):
+    """Everything a run needs to continue exactly where it stopped.
+
+    - `policy`: the agents' policies.
+    - `opt_state`: the optimiser's state.
+    - `lambdas`: dual variables by channel.
+    - `key`: the PRNG state.
+    - `step`: primal steps done.
+    - `beta`: GradMAP's trust-region coefficient (0 until its first step sets it).
+    - `block`: channel values summed over the current dual block.
+    """
+
+    policy: AbstractPolicy
+    opt_state: PyTree
+    lambdas: dict[str, Float[Array, ""]]
+    key: PRNGKeyArray
+    step: Int[Array, ""]
+    beta: Float[Array, ""]
+    block: dict[str, Float[Array, ""]]
+
+
+class AbstractTrainer(eqx.Module):
+    """Base class of trainers. Write a new one by subclassing it (a final class: no
+    further subclassing) and implementing `init` and `step`; `fit` drives any
+    trainer, with checkpoints, metrics and resume. The helpers in this module
+    (`init_state`, `environment_gradient`, `dual_update`, `sample_days`) are the
+    shared machinery."""
+
+    n_dual: eqx.AbstractVar[int]
+    n_primal: eqx.AbstractVar[int]
+    batch: eqx.AbstractVar[int]
+    dual_lr: eqx.AbstractVar[float]
+
+    @abc.abstractmethod
+    def init(self, env: Environment, key: PRNGKeyArray) -> TrainState:
+        """The state before the first primal step."""
+
+    @abc.abstractmethod
+    def step(
+        self, env: Environment, state: TrainState
+    ) -> tuple[TrainState, dict[str, Float[Array, ""]]]:
+        """One primal step (and the dual step at the end of a block).
+
+        **Returns:** the new state and this step's metrics (scalars; `fit` shows
+        `cost`, `voltage_violation` and `failed_episodes` when present and writes
+        them all to `metrics.jsonl`).
+        """
+
+    @property
+    def total_steps(self) -> int:
+        return self.n_dual * self.n_primal
+
+
+class PolicyConfig(eqx.Module):
+    """The agents' networks: hidden widths, activation, initial log-std."""
+
+    hidden: tuple[int, ...] = (16,)
+    activation: str = "tanh"
+    init_log_std: float = -2.0
+
+
+def init_state(
+    trainer: AbstractTrainer,
+    env: Environment,
+    key: PRNGKeyArray,
+    optimiser: optax.GradientTransformation,
+    policy_config: PolicyConfig,
+) -> TrainState:
+    k_policy, k_run = jax.random.split(key)
+    policy = GaussianMLPPolicy.init(
+        k_policy,
+        env.n_agents,
+        hidden=policy_config.hidden,
+        activation=policy_config.activation,
+        init_log_std=policy_config.init_log_std,
+    )
+    dtype = default_float()
+    with jax.numpy_dtype_promotion("standard"):
+        opt_state = optimiser.init(eqx.filter(policy, eqx.is_inexact_array))
+    zeros = {c: jnp.zeros((), dtype) for c in env.channels}
+    return TrainState(
+        policy=policy,
+        opt_state=opt_state,
+        lambdas=dict(zeros),
+        key=k_run,
+        step=jnp.zeros((), jnp.int32),
+        beta=jnp.zeros((), dtype),
+        block=dict(zeros),
+    )
+
+
+def sample_days(key: PRNGKeyArray, env: Environment, batch: int) -> Int[Array, " e"]:
+    """Training days for a batch of episodes, uniformly with replacement."""
+    return jax.random.randint(key, (batch,), 0, env.train.n_days)
+
+
+class EnvGradient(eqx.Module):
+    """One rollout and its gradient with respect to the policy outputs.
+
+    - `g`: `d(sum_e L_e)/d(mu, sigma)`, `[episode, step, agent, 2]`, zero for
+        episodes with a failed power flow.
+    - `obs`, `outputs`, `actions`: what the policy saw and produced, same layout.
+    - `lagrangian`, `cost`, `channels`, `n_failed`: the rollout's figures.
+    - `nan_entries`: non-finite gradient entries set to zero (counted, never hidden).
+    """
+
+    g: Float[Array, "episode step agent 2"]
+    obs: Float[Array, "episode step agent obs"]
+    outputs: Float[Array, "episode step agent 2"]
+    actions: Float[Array, "episode step agent"]
+    lagrangian: Float[Array, ""]
+    cost: Float[Array, ""]
+    channels: dict[str, Float[Array, ""]]
+    n_failed: Int[Array, ""]
+    nan_entries: Int[Array, ""]
+
+
+def environment_gradient(
+    env: Environment,
+    policy: AbstractPolicy,
+    lambdas: dict[str, Float[Array, ""]],
+    key: PRNGKeyArray,
+    days: Int[Array, " episode"],
+) -> EnvGradient:
+    dtype = default_float()
+    e = days.shape[0]
+    shift = jnp.zeros((e, env.config.n_steps, env.n_agents, 2), dtype)
+    controller = PolicyController(policy)
+
+    def total(s):
+        r = env.rollout(controller, lambdas, key, days, shift=s, record=True)
+        return jnp.sum(r.episodes.lagrangian), r
+
+    (_, r), g = jax.value_and_grad(total, has_aux=True)(shift)
+    ok = r.episodes.ok[:, None, None, None]
+    finite = jnp.isfinite(g)
+    nan_entries = jnp.sum(ok & ~finite)
+    g = jnp.where(ok & finite, g, 0.0)
+    trace = r.episodes.trace
+    assert trace is not None and trace.obs is not None and trace.outputs is not None
+    return EnvGradient(
+        g=g,
+        obs=trace.obs,
+        outputs=trace.outputs,
+        actions=trace.action,
+        lagrangian=r.lagrangian,
+        cost=r.cost,
+        channels=r.channels,
+        n_failed=r.n_failed,
+        nan_entries=nan_entries,
+    )
+
+
+def policy_outputs(
+    policy: AbstractPolicy, obs: Float[Array, "*batch agent obs"]
+) -> tuple[Float[Array, "*batch agent 2"], Float[Array, "*batch agent"]]:
+    """`o = (mu, sigma)` and `log_std` at recorded observations (any leading axes)."""
+    if isinstance(policy, GaussianMLPPolicy):
+        return _agent_major_outputs(policy, obs)
+    flat = obs.reshape((-1,) + obs.shape[-2:])
+    mu, log_std = jax.vmap(policy)(flat)
+    o = jnp.stack([mu, jnp.exp(log_std)], axis=-1)
+    return o.reshape(obs.shape[:-1] + (2,)), log_std.reshape(obs.shape[:-1])
+
+
+def _agent_major_outputs(policy, obs):
+    """Like `policy_outputs` for a `GaussianMLPPolicy`, laid out agent-major: one
+    batched matmul per layer over every sample of an agent (about 1.5x faster on the
+    cached data than vmapping the policy over samples)."""
+    n, d = obs.shape[-2:]
+    x = jnp.moveaxis(obs.reshape(-1, n, d), 1, 0)
+    mu, log_std = eqx.filter_vmap(lambda m, xb: jax.vmap(m)(xb))(policy.mlp, x)
+    mu = jnp.moveaxis(mu, 0, 1).reshape(obs.shape[:-1])
+    log_std = jnp.moveaxis(log_std, 0, 1).reshape(obs.shape[:-1])
+    return jnp.stack([mu, jnp.exp(log_std)], axis=-1), log_std
+
+
+def mean_entropy(log_std: Float[Array, "..."]) -> Float[Array, ""]:
+    return jnp.mean(gaussian_entropy(log_std))
+
+
+def objective_scale(env: Environment) -> float:
+    """`1 / (N T)`: the training objective is the Lagrangian per agent per step, so
+    that learning rates and the entropy coefficient mean the same on 10 or 1,000
+    agents."""
+    return 1.0 / (env.n_agents * env.config.n_steps)
+
+
+def dual_update(
+    trainer: AbstractTrainer, state: TrainState, channels: dict[str, Float[Array, ""]]
+) -> tuple[dict[str, Float[Array, ""]], dict[str, Float[Array, ""]]]:
+    """Accumulate this step's channels; at the end of a block of `n_primal` steps,
+    projected ascent on the block's mean. **Returns:** `(lambdas, block)`."""
+    block = {c: state.block[c] + channels[c] for c in state.block}
+    end = (state.step + 1) % trainer.n_primal == 0
+    lambdas = {
+        c: jnp.where(
+            end,
+            jnp.maximum(
+                0.0, state.lambdas[c] + trainer.dual_lr * block[c] / trainer.n_primal
+            ),
+            state.lambdas[c],
+        )
+        for c in state.lambdas
+    }
+    block = {c: jnp.where(end, jnp.zeros_like(v), v) for c, v in block.items()}
+    return lambdas, block
+
+
+def apply_updates(
+    optimiser: optax.GradientTransformation,
+    policy: AbstractPolicy,
+    grads: PyTree,
+    opt_state: PyTree,
+) -> tuple[AbstractPolicy, PyTree]:
+    params = eqx.filter(policy, eqx.is_inexact_array)
+    # Optax mixes Python scalars with arrays; keep JAX's standard promotion there.
+    with jax.numpy_dtype_promotion("standard"):
+        updates, opt_state = optimiser.update(grads, opt_state, params)
+    return eqx.apply_updates(policy, updates), opt_state
+
+
+def step_metrics(
+    state: TrainState, grad: EnvGradient, lambdas: dict[str, Float[Array, ""]]
+) -> dict[str, Float[Array, ""]]:
+    dtype = default_float()
+    out = {
+        "cost": grad.cost,
+        "lagrangian": grad.lagrangian,
+        "voltage_violation": grad.channels["voltage"],
+        "failed_episodes": grad.n_failed.astype(dtype),
+        "nan_gradient_entries": grad.nan_entries.astype(dtype),
+    }
+    out.update(dict(grad.channels))
+    out.update({f"lambda_{c}": v for c, v in lambdas.items()})
+    return out

@@ -1,0 +1,142 @@
+"""`fit`: drive any trainer, with checkpoints, metrics and exact resume.
+
+A run killed at any moment resumes from its last checkpoint with nothing lost: the
+checkpoint holds the whole `TrainState` (parameters, optimiser state, dual variables,
+PRNG state, step counter) and the wall-clock spent so far; metrics rows after it are
+dropped and redone, so the resumed run's files equal an uninterrupted run's.
+"""
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+from jaxtyping import PRNGKeyArray
+
+from ..env import Environment
+from ..runs import (
+    latest_checkpoint,
+    load_checkpoint,
+    MetricsWriter,
+    ProgressBar,
+    read_metrics,
+    save_checkpoint,
+)
+from ._base import AbstractTrainer, TrainState
+
+
+CHECKPOINTS = "checkpoints"
+
+
+@dataclasses.dataclass
+class FitResult:
+    """The trained state, every metrics row, and the training wall-clock (s)."""
+
+    state: TrainState
+    metrics: list[dict[str, Any]]
+    train_seconds: float
+
+
+def fit(
+    env: Environment,
+    trainer: AbstractTrainer,
+    *,
+    key: PRNGKeyArray,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    checkpoint_every: int = 10,
+    progress: bool = True,
+    max_steps: int | None = None,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> FitResult:
+    """Train `trainer` on `env` for `trainer.n_dual * trainer.n_primal` primal steps.
+
+    **Arguments:**
+
+    - `env`, `trainer`: what to train and how.
+    - `key`: PRNG key (a resumed run takes its PRNG state from the checkpoint).
+    - `out_dir`: where `metrics.jsonl` and `checkpoints/` go (`None`: nowhere).
+    - `resume`: continue from the latest checkpoint in `out_dir`. Without it, an
+        `out_dir` that already holds a run is refused rather than overwritten.
+    - `checkpoint_every`: primal steps between checkpoints (and at the end).
+    - `progress`: show a progress line on stderr.
+    - `max_steps`: stop after this many primal steps in total (e.g. a smoke test).
+    - `on_step`: called with every metrics row.
+
+    **Returns:** a `FitResult`.
+    """
+    total = (
+        trainer.total_steps
+        if max_steps is None
+        else min(max_steps, trainer.total_steps)
+    )
+    state = trainer.init(env, key)
+    done, offset = 0, 0.0
+    writer = None
+    if out_dir is not None:
+        out = Path(out_dir)
+        ckpt_dir = out / CHECKPOINTS
+        has_run = (
+            latest_checkpoint(ckpt_dir) is not None if ckpt_dir.exists() else False
+        )
+        if resume and has_run:
+            state, done, meta = load_checkpoint(ckpt_dir, like=state)
+            offset = float(meta.get("wall_s", 0.0))
+            writer = MetricsWriter(out, truncate_after_step=done)
+        elif has_run or (out / "metrics.jsonl").exists():
+            if not resume:
+                raise FileExistsError(
+                    f"{out} already holds a training run; pass resume=True "
+                    "(`--resume`) to continue it, or choose another output folder."
+                )
+            writer = MetricsWriter(out, truncate_after_step=0)
+        else:
+            writer = MetricsWriter(out)
+    step = eqx.filter_jit(trainer.step)
+    bar = ProgressBar(elapsed_offset_s=offset) if progress else None
+    t0 = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    try:
+        for s in range(done + 1, total + 1):
+            state, metrics = step(env, state)
+            values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+            wall = offset + time.perf_counter() - t0
+            row = {
+                "step": s,
+                "dual_step": (s - 1) // trainer.n_primal + 1,
+                "wall_s": round(wall, 4),
+                **values,
+            }
+            rows.append(row)
+            if writer is not None:
+                writer.write(row)
+            if on_step is not None:
+                on_step(row)
+            if bar is not None:
+                bar.update(
+                    {
+                        "dual": (row["dual_step"], trainer.n_dual),
+                        "primal": ((s - 1) % trainer.n_primal + 1, trainer.n_primal),
+                        "cost": values.get("cost", float("nan")),
+                        "V": values.get("voltage_violation", float("nan")),
+                        "failed": int(values.get("failed_episodes", 0)),
+                    }
+                )
+            if out_dir is not None and (s % checkpoint_every == 0 or s == total):
+                save_checkpoint(
+                    Path(out_dir) / CHECKPOINTS,
+                    state,
+                    step=s,
+                    metadata={"wall_s": wall, "trainer": type(trainer).__name__},
+                )
+    finally:
+        if bar is not None:
+            bar.close()
+        if writer is not None:
+            writer.close()
+    train_seconds = offset + time.perf_counter() - t0
+    all_rows = read_metrics(Path(out_dir)) if out_dir is not None else rows
+    return FitResult(state=state, metrics=all_rows, train_seconds=train_seconds)

@@ -1,0 +1,70 @@
+"""House rules that Equinox no longer enforces (STYLE.md rule 1): every Module is
+abstract or final, and nothing calls `super()`."""
+
+import ast
+import importlib
+import inspect
+import pkgutil
+import textwrap
+
+import equinox as eqx
+
+import gridflex
+
+
+def _modules():
+    for info in pkgutil.walk_packages(gridflex.__path__, "gridflex."):
+        yield importlib.import_module(info.name)
+
+
+def _gridflex_module_classes():
+    seen = {}
+    for module in _modules():
+        for _, obj in inspect.getmembers(module, inspect.isclass):
+            if issubclass(obj, eqx.Module) and obj.__module__.startswith("gridflex"):
+                seen[f"{obj.__module__}.{obj.__qualname__}"] = obj
+    return seen
+
+
+def _is_abstract(cls) -> bool:
+    return inspect.isabstract(cls) or cls.__name__.startswith("Abstract")
+
+
+def test_modules_are_abstract_or_final():
+    classes = _gridflex_module_classes()
+    assert len(classes) > 20
+    for name, cls in classes.items():
+        for base in cls.__mro__[1:]:
+            if base.__module__.startswith("gridflex") and issubclass(base, eqx.Module):
+                # a gridflex base must be abstract: concrete classes are final
+                assert _is_abstract(base), f"{name} subclasses concrete {base.__name__}"
+        if _is_abstract(cls):
+            assert cls.__name__.startswith("Abstract"), f"{name}: abstract but unnamed"
+
+
+def test_no_concrete_method_is_overridden():
+    for name, cls in _gridflex_module_classes().items():
+        for attr, value in vars(cls).items():
+            if attr.startswith("__") or not callable(value):
+                continue
+            for base in cls.__mro__[1:]:
+                if not base.__module__.startswith("gridflex"):
+                    continue
+                inherited = vars(base).get(attr)
+                if inherited is not None and callable(inherited):
+                    abstract = getattr(inherited, "__isabstractmethod__", False)
+                    assert abstract, f"{name}.{attr} overrides a concrete method"
+
+
+def test_modules_do_not_call_super():
+    # (Exceptions may: they are not Modules.)
+    for name, cls in _gridflex_module_classes().items():
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+        calls = [
+            node
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "super"
+        ]
+        assert not calls, name
