@@ -18,13 +18,12 @@ import gridflex as gf
 from gridflex.env import make_environment
 from gridflex.training import (
     AbstractTrainer,
+    batch_gradient,
     dual_update,
-    environment_gradient,
     fit,
     init_state,
     policy_outputs,
     PolicyConfig,
-    sample_days,
     TrainState,
 )
 
@@ -47,9 +46,7 @@ class ClippedSGD(AbstractTrainer):
         return init_state(self, env, key, self.optimiser(), self.policy)
 
     def step(self, env, state):
-        key, k_days, k_roll = jax.random.split(state.key, 3)
-        days = sample_days(k_days, env, self.batch)
-        grad = environment_gradient(env, state.policy, state.lambdas, k_roll, days)
+        key, _, grad = batch_gradient(self, env, state)
 
         def loss(policy):
             o, _ = policy_outputs(policy, grad.obs)

@@ -1,8 +1,6 @@
 """Devices: bounds, implied-state violations, physics, gradients, naive rules, scaling,
 validation, sampling, and the abstract/final pattern."""
 
-import ast
-import inspect
 import math
 
 import equinox as eqx
@@ -14,7 +12,6 @@ import pytest
 from hypothesis import assume, given
 
 import gridflex.devices as gd
-from gridflex.devices import _base, _battery, _generator, _heat_pump, _population
 
 
 DT = 0.25
@@ -658,44 +655,3 @@ def test_population_vmapped_day(getkey):
 
 
 # --- the abstract/final pattern ------------------------------------------------------
-
-
-def device_modules():
-    return [_base, _battery, _heat_pump, _generator, _population]
-
-
-def test_abstract_or_final():
-    classes = [
-        obj
-        for module in device_modules()
-        for obj in vars(module).values()
-        if inspect.isclass(obj)
-        and issubclass(obj, eqx.Module)
-        and obj.__module__ == module.__name__
-    ]
-    assert gd.AbstractDevice in classes and gd.Battery in classes
-    for cls in classes:
-        abstract = cls.__name__.startswith("Abstract")
-        assert abstract == bool(getattr(cls, "__abstractmethods__", ())), cls
-        subclasses = [c for c in classes if c is not cls and issubclass(c, cls)]
-        assert abstract or not subclasses, f"{cls.__name__} is final but subclassed"
-        for base in cls.__mro__[1:]:
-            if base in (eqx.Module, object) or not issubclass(base, eqx.Module):
-                continue
-            assert base.__name__.startswith("Abstract"), (cls, base)
-            for name, attr in vars(base).items():
-                concrete = callable(attr) and not getattr(
-                    attr, "__isabstractmethod__", False
-                )
-                if concrete and not name.startswith("__"):
-                    assert name not in vars(cls), f"{cls.__name__} overrides {name}"
-    for module in device_modules():
-        tree = ast.parse(inspect.getsource(module))
-        calls = [
-            node
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and node.func.id == "super"
-        ]
-        assert not calls, f"{module.__name__} calls super()"

@@ -5,8 +5,6 @@ Test data comes from NumPy's generator: every JAX random shape is a fresh compil
 compiles dominate this file's run time.
 """
 
-import ast
-import inspect
 import math
 
 import equinox as eqx
@@ -19,7 +17,6 @@ import pytest
 from hypothesis import given
 
 import gridflex.policies as gp
-from gridflex.policies import _base, _distributions, _mlp
 
 
 N = 4  # agents in most tests: one shape, so compiled programs are shared
@@ -287,45 +284,3 @@ def test_bad_observations_and_index_raise(rng, policy):
 
 
 # --- the abstract/final pattern ---------------------------------------------------
-
-
-def policy_modules():
-    return [_base, _mlp, _distributions]
-
-
-def test_abstract_or_final():
-    classes = [
-        obj
-        for module in policy_modules()
-        for obj in vars(module).values()
-        if inspect.isclass(obj)
-        and issubclass(obj, eqx.Module)
-        and obj.__module__ == module.__name__
-    ]
-    assert gp.AbstractPolicy in classes and gp.GaussianMLPPolicy in classes
-    for cls in classes:
-        abstract = cls.__name__.startswith("Abstract")
-        assert abstract == bool(getattr(cls, "__abstractmethods__", ())), cls
-        subclasses = [c for c in classes if c is not cls and issubclass(c, cls)]
-        assert abstract or not subclasses, f"{cls.__name__} is final but subclassed"
-        for base in cls.__mro__[1:]:
-            if base in (eqx.Module, object) or not issubclass(base, eqx.Module):
-                continue
-            assert base.__name__.startswith("Abstract"), (cls, base)
-            for name, attr in vars(base).items():
-                concrete = callable(attr) or isinstance(attr, property)
-                concrete = concrete and not getattr(attr, "__isabstractmethod__", False)
-                if concrete and not name.startswith("__"):
-                    assert name not in vars(cls), f"{cls.__name__} overrides {name}"
-    for module in policy_modules():
-        tree = ast.parse(inspect.getsource(module))
-        calls = [
-            node
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and node.func.id == "super"
-        ]
-        assert not calls, f"{module.__name__} calls super()"
-    with pytest.raises(TypeError):
-        gp.AbstractPolicy()  # pyright: ignore[reportAbstractUsage]

@@ -8,6 +8,7 @@ import pkgutil
 import textwrap
 
 import equinox as eqx
+import pytest
 
 import gridflex
 
@@ -34,24 +35,32 @@ def test_modules_are_abstract_or_final():
     classes = _gridflex_module_classes()
     assert len(classes) > 20
     for name, cls in classes.items():
+        # Abstract means named so and holding abstract methods, and the reverse.
+        named = cls.__name__.startswith("Abstract")
+        assert named == inspect.isabstract(cls), name
         for base in cls.__mro__[1:]:
             if base.__module__.startswith("gridflex") and issubclass(base, eqx.Module):
                 # a gridflex base must be abstract: concrete classes are final
                 assert _is_abstract(base), f"{name} subclasses concrete {base.__name__}"
-        if _is_abstract(cls):
-            assert cls.__name__.startswith("Abstract"), f"{name}: abstract but unnamed"
+        if named:
+            with pytest.raises(TypeError):
+                cls()
 
 
 def test_no_concrete_method_is_overridden():
     for name, cls in _gridflex_module_classes().items():
         for attr, value in vars(cls).items():
-            if attr.startswith("__") or not callable(value):
+            if attr.startswith("__") or not (
+                callable(value) or isinstance(value, property)
+            ):
                 continue
             for base in cls.__mro__[1:]:
                 if not base.__module__.startswith("gridflex"):
                     continue
                 inherited = vars(base).get(attr)
-                if inherited is not None and callable(inherited):
+                if inherited is not None and (
+                    callable(inherited) or isinstance(inherited, property)
+                ):
                     abstract = getattr(inherited, "__isabstractmethod__", False)
                     assert abstract, f"{name}.{attr} overrides a concrete method"
 

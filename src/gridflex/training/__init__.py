@@ -2,6 +2,8 @@
 
 from ._base import (
     AbstractTrainer as AbstractTrainer,
+    apply_updates as apply_updates,
+    batch_gradient as batch_gradient,
     dual_update as dual_update,
     EnvGradient as EnvGradient,
     environment_gradient as environment_gradient,

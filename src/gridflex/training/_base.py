@@ -54,8 +54,8 @@ class AbstractTrainer(eqx.Module):
     """Base class of trainers. Write a new one by subclassing it (a final class: no
     further subclassing) and implementing `init` and `step`; `fit` drives any
     trainer, with checkpoints, metrics and resume. The helpers in this module
-    (`init_state`, `environment_gradient`, `dual_update`, `sample_days`) are the
-    shared machinery."""
+    (`init_state`, `batch_gradient`, `policy_outputs`, `dual_update`,
+    `apply_updates`) are the shared machinery."""
 
     n_dual: eqx.AbstractVar[int]
     n_primal: eqx.AbstractVar[int]
@@ -180,6 +180,22 @@ def environment_gradient(
         n_failed=r.n_failed,
         nan_entries=nan_entries,
     )
+
+
+def batch_gradient(
+    trainer: AbstractTrainer, env: Environment, state: TrainState
+) -> tuple[PRNGKeyArray, PRNGKeyArray, EnvGradient]:
+    """How every primal step starts: split the PRNG state, draw `trainer.batch`
+    training days, roll them out under the current policy and dual variables, and
+    differentiate.
+
+    **Returns:** `(next_key, spare_key, gradient)`: the key to store in the new
+    state, a key for the step's own randomness, and the `EnvGradient`.
+    """
+    key, k_days, k_roll, k_spare = jax.random.split(state.key, 4)
+    days = sample_days(k_days, env, trainer.batch)
+    grad = environment_gradient(env, state.policy, state.lambdas, k_roll, days)
+    return key, k_spare, grad
 
 
 def policy_outputs(

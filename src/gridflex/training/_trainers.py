@@ -36,14 +36,13 @@ from ..policies import gaussian_kl, gaussian_log_prob
 from ._base import (
     AbstractTrainer,
     apply_updates,
+    batch_gradient,
     dual_update,
-    environment_gradient,
     init_state,
     mean_entropy,
     objective_scale,
     policy_outputs,
     PolicyConfig,
-    sample_days,
     step_metrics,
     TrainState,
 )
@@ -101,9 +100,7 @@ class GradMA(AbstractTrainer):
         return init_state(self, env, key, _adam(self.lr), self.policy)
 
     def step(self, env, state):
-        key, k_days, k_roll = jax.random.split(state.key, 3)
-        days = sample_days(k_days, env, self.batch)
-        grad = environment_gradient(env, state.policy, state.lambdas, k_roll, days)
+        key, _, grad = batch_gradient(self, env, state)
         scale = objective_scale(env) / self.batch
 
         def loss(policy):
@@ -145,9 +142,7 @@ class GradMAP(AbstractTrainer):
         return init_state(self, env, key, _adam(self.lr), self.policy)
 
     def step(self, env, state):
-        key, k_days, k_roll, k_inner = jax.random.split(state.key, 4)
-        days = sample_days(k_days, env, self.batch)
-        grad = environment_gradient(env, state.policy, state.lambdas, k_roll, days)
+        key, k_inner, grad = batch_gradient(self, env, state)
         # mean(g * d) over episodes, steps and agents is the first-order change of the
         # objective L / (N T) (g is per episode: d(sum_e L_e)/do).
         g = grad.g
@@ -223,9 +218,7 @@ class GradMARPO(AbstractTrainer):
         return init_state(self, env, key, _adam(self.lr), self.policy)
 
     def step(self, env, state):
-        key, k_days, k_roll, k_inner = jax.random.split(state.key, 4)
-        days = sample_days(k_days, env, self.batch)
-        grad = environment_gradient(env, state.policy, state.lambdas, k_roll, days)
+        key, k_inner, grad = batch_gradient(self, env, state)
         g = grad.g
         o_old = grad.outputs
         mu_old, sigma_old = o_old[..., 0], o_old[..., 1]
