@@ -233,3 +233,9 @@ def test_train_writes_the_output_contract(tmp_path):
     assert main(["evaluate", str(tmp_path), "--out", str(again), "--days", "2"]) == 0
     report2 = json.loads((again / "eval.json").read_text())
     assert report2["cost_total"] == pytest.approx(report["cost_total"], rel=1e-12)
+    assert sum(report["daily_cost"]) == pytest.approx(report["cost_total"], rel=1e-6)
+    # `gridflex plot` overlays runs
+    figures = tmp_path / "figures"
+    assert main(["plot", str(tmp_path), "--out", str(figures)]) == 0
+    assert (figures / "training_curves.png").exists()
+    assert (figures / "cumulative_cost.png").exists()

@@ -4,6 +4,7 @@
 - `gridflex train`: train decentralised policies (the main job), then evaluate them
     next to the naive baseline on the held-out month.
 - `gridflex evaluate RUN` (a trained run) or `gridflex evaluate --method naive`.
+- `gridflex plot RUN [RUN ...]`: overlay runs' training curves and costs.
 """
 
 import argparse
@@ -221,6 +222,36 @@ def _evaluate_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot(args: argparse.Namespace) -> int:
+    from .plots import plot_cumulative_cost, plot_training_curves
+    from .runs import read_metrics
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    curves, costs = {}, {}
+    for run in args.runs:
+        run_dir = Path(run)
+        label = run_dir.name
+        if (run_dir / "metrics.jsonl").exists():
+            curves[label] = read_metrics(run_dir)
+        report = run_dir / "eval.json"
+        if report.exists():
+            summary = json.loads(report.read_text())
+            costs[label] = summary["daily_cost"]
+            costs.setdefault("naive", summary["naive"]["daily_cost"])
+    written = []
+    if curves:
+        written.append(plot_training_curves(curves, out / "training_curves.png"))
+    if costs:
+        written.append(plot_cumulative_cost(costs, out / "cumulative_cost.png"))
+    if not written:
+        print("gridflex plot: no metrics.jsonl or eval.json found.", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gridflex",
@@ -271,6 +302,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-plots", action="store_true", help="skip the figures")
     t.add_argument("--quiet", action="store_true", help="no progress line")
     t.set_defaults(func=_train)
+    g = sub.add_parser(
+        "plot", help="overlay several runs' training curves and out-of-sample costs"
+    )
+    g.add_argument("runs", nargs="+", help="run folders")
+    g.add_argument("--out", default="runs/compare", help="folder for the figures")
+    g.set_defaults(func=_plot)
     return parser
 
 

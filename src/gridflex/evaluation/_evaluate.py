@@ -72,6 +72,10 @@ class Evaluation:
             "failed_days": self.failed_days,
             "failed_steps": self.failed_steps,
             "channels_sum": self.channels,
+            "daily_cost": [float(c) for c in self.daily_cost],
+            "daily_voltage_violation_pu": [
+                float(v) for v in self.daily_voltage_violation_pu
+            ],
         }
 
 
