@@ -223,6 +223,8 @@ def _evaluate_run(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from .plots import plot_cumulative_cost, plot_training_curves
     from .runs import read_metrics
 
@@ -237,8 +239,10 @@ def _plot(args: argparse.Namespace) -> int:
         report = run_dir / "eval.json"
         if report.exists():
             summary = json.loads(report.read_text())
-            costs[label] = summary["daily_cost"]
-            costs.setdefault("naive", summary["naive"]["daily_cost"])
+            costs[label] = np.asarray(summary["daily_cost"], dtype=float)
+            costs.setdefault(
+                "naive", np.asarray(summary["naive"]["daily_cost"], dtype=float)
+            )
     written = []
     if curves:
         written.append(plot_training_curves(curves, out / "training_curves.png"))
