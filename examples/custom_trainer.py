@@ -22,6 +22,7 @@ from gridflex.training import (
     dual_update,
     fit,
     init_state,
+    objective_gradient,
     policy_outputs,
     PolicyConfig,
     TrainState,
@@ -48,9 +49,11 @@ class ClippedSGD(AbstractTrainer):
     def step(self, env, state):
         key, _, grad = batch_gradient(self, env, state)
 
+        g = objective_gradient(env, grad)
+
         def loss(policy):
             o, _ = policy_outputs(policy, grad.obs)
-            return jnp.mean(jnp.sum(grad.g * o, axis=-1))
+            return jnp.mean(jnp.sum(g * o, axis=-1))
 
         grads = eqx.filter_grad(loss)(state.policy)
         params = eqx.filter(state.policy, eqx.is_inexact_array)

@@ -655,3 +655,21 @@ def test_population_vmapped_day(getkey):
 
 
 # --- the abstract/final pattern ------------------------------------------------------
+
+
+def test_heat_pump_urgency_gradient_is_finite_where_its_branch_is_not_taken():
+    # Found in training: a home above its comfort band on a day as warm as the house
+    # (theta == theta_out, so the unreachable branch divided 0 by 0) gave NaN
+    # gradients once compiled. The guard must hold under jit.
+    hp = gd.HeatPump.sample(jax.random.key(3), 1)
+    one = jax.tree.map(lambda x: x[0] if eqx.is_array(x) else x, hp)
+    th = one.theta_ref_c + one.theta_tol_c + 1.0  # above the band: "cool" branch
+    state = gd.HeatPumpState(th, jnp.zeros_like(th))
+
+    def urgency(temperature):
+        s = gd.HeatPumpState(temperature, state.p_prev_kw)
+        inputs = gd.DeviceInputs(jnp.asarray(40), 96, 0.25, th)  # outdoor == indoor
+        return one.urgency(s, inputs)
+
+    assert float(jax.jit(urgency)(th)) == 1.0  # cannot cool below outdoors
+    assert np.isfinite(float(jax.jit(jax.grad(urgency))(th)))

@@ -329,8 +329,10 @@ class HeatPump(AbstractDevice[HeatPumpState]):
         )
         reachable = jnp.where(heat, t_inf > lo, t_inf < hi)
         valid = (heat | cool) & reachable
-        # Double `where` keeps log's gradient finite where the branch is not taken.
-        ratio = jnp.where(valid, (target - t_inf) / (th - t_inf), 0.5)
+        # Double `where`: the unselected branch's inputs are made safe too, so that
+        # neither the division nor the log can feed 0 * inf into the gradient.
+        gap = jnp.where(valid, th - t_inf, 1.0)
+        ratio = jnp.where(valid, (target - t_inf) / gap, 0.5)
         steps = jnp.log(ratio) / jnp.log(alpha)
         share = steps / inputs.steps_left()
         out = jnp.where(valid, share, jnp.where(heat | cool, 1.0, 0.0))

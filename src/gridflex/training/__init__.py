@@ -8,7 +8,7 @@ from ._base import (
     EnvGradient as EnvGradient,
     environment_gradient as environment_gradient,
     init_state as init_state,
-    objective_scale as objective_scale,
+    objective_gradient as objective_gradient,
     policy_outputs as policy_outputs,
     PolicyConfig as PolicyConfig,
     sample_days as sample_days,

@@ -226,11 +226,16 @@ def mean_entropy(log_std: Float[Array, "..."]) -> Float[Array, ""]:
     return jnp.mean(gaussian_entropy(log_std))
 
 
-def objective_scale(env: Environment) -> float:
-    """`1 / (N T)`: the training objective is the Lagrangian per agent per step, so
-    that learning rates and the entropy coefficient mean the same on 10 or 1,000
-    agents."""
-    return 1.0 / (env.n_agents * env.config.n_steps)
+def objective_gradient(env: Environment, grad: EnvGradient) -> Float[Array, "e t a 2"]:
+    """The cached gradient in the units of the training objective.
+
+    The objective is the Lagrangian per agent and day, `J = mean_e(L_e) / N` (minus
+    the entropy bonus), so that learning rates and the entropy coefficient mean the
+    same on 10 or 1,000 agents. Scaled by the number of steps `T`, the gradient
+    `d(sum_e L_e)/do` is such that `mean(g * delta_o)` over episodes, steps and agents
+    is the first-order change of `J`.
+    """
+    return grad.g * env.config.n_steps
 
 
 def dual_update(

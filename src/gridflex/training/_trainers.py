@@ -40,7 +40,7 @@ from ._base import (
     dual_update,
     init_state,
     mean_entropy,
-    objective_scale,
+    objective_gradient,
     policy_outputs,
     PolicyConfig,
     step_metrics,
@@ -84,8 +84,8 @@ def _inner_loop(surrogate, optimiser, policy, key, steps: int, n: int, minibatch
 class GradMA(AbstractTrainer):
     """Gradient-based multi-agent learning: a fresh environment gradient per update.
 
-    The parameter gradient is `d/dtheta [L / (N T) - c_ent H]`, with `L` the batch's
-    mean Lagrangian, `N` agents, `T` steps: one update per rollout.
+    The parameter gradient is `d/dtheta [L / N - c_ent H]`, with `L` the batch's mean
+    Lagrangian and `N` agents: one update per rollout.
     """
 
     n_dual: int = 20
@@ -101,11 +101,13 @@ class GradMA(AbstractTrainer):
 
     def step(self, env, state):
         key, _, grad = batch_gradient(self, env, state)
-        scale = objective_scale(env) / self.batch
+        g = objective_gradient(env, grad)
 
         def loss(policy):
             o, log_std = policy_outputs(policy, grad.obs)
-            return scale * jnp.sum(grad.g * o) - self.entropy * mean_entropy(log_std)
+            return jnp.mean(jnp.sum(g * o, axis=-1)) - self.entropy * mean_entropy(
+                log_std
+            )
 
         grads = eqx.filter_grad(loss)(state.policy)
         policy, opt_state = apply_updates(
@@ -144,8 +146,8 @@ class GradMAP(AbstractTrainer):
     def step(self, env, state):
         key, k_inner, grad = batch_gradient(self, env, state)
         # mean(g * d) over episodes, steps and agents is the first-order change of the
-        # objective L / (N T) (g is per episode: d(sum_e L_e)/do).
-        g = grad.g
+        # objective (the Lagrangian per agent and day).
+        g = objective_gradient(env, grad)
         o_old = grad.outputs
         delta = self.trust_region
         # beta is kept relative to the gradient's size (RMS): a dual step can scale
@@ -219,7 +221,7 @@ class GradMARPO(AbstractTrainer):
 
     def step(self, env, state):
         key, k_inner, grad = batch_gradient(self, env, state)
-        g = grad.g
+        g = objective_gradient(env, grad)
         o_old = grad.outputs
         mu_old, sigma_old = o_old[..., 0], o_old[..., 1]
         log_std_old = jnp.log(sigma_old)
