@@ -69,6 +69,33 @@ def test_learning_happens(trainer):
     assert all(row["failed_episodes"] == 0 for row in result.metrics)
 
 
+def test_gradmap_stops_at_the_trust_region():
+    # With the trust-region coefficient adapted far down (as after a run of small
+    # steps), the penalty alone lets the 40 inner updates carry the outputs ~2000x
+    # past `delta` (measured); the early stop ends them one update past 2 delta.
+    e = env()
+    trainer = GradMAP(n_dual=1, n_primal=1, batch=16, inner_steps=40, early_stop=2.0)
+    state = trainer.init(e, jax.random.key(0))
+    state = eqx.tree_at(lambda s: s.beta, state, jnp.asarray(0.03))
+    _, m = eqx.filter_jit(trainer.step)(e, state)
+    assert float(m["trust_region_d"]) < 4 * trainer.trust_region
+    assert 0 < float(m["inner_steps_made"]) < trainer.inner_steps
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: GradMAP(lr=-1e-3), "GradMAP.lr must be positive"),
+        (lambda: GradMA(batch=0), "GradMA.batch must be positive"),
+        (lambda: GradMAP(early_stop=float("nan")), "GradMAP.early_stop"),
+        (lambda: GradMARPO(kl=-0.1), "GradMARPO.kl must be non-negative"),
+    ],
+)
+def test_bad_trainer_settings_fail_at_construction(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
 def test_dual_ascent_happens_once_per_block():
     e = env()
     trainer = GradMA(n_dual=2, n_primal=3, batch=4)

@@ -17,6 +17,7 @@ failed power flow are masked out of `g` and counted.
 """
 
 import abc
+import dataclasses
 
 import equinox as eqx
 import jax
@@ -50,6 +51,9 @@ class TrainState(eqx.Module):
     block: dict[str, Float[Array, ""]]
 
 
+_MAY_BE_ZERO = frozenset({"dual_lr", "entropy", "kl"})
+
+
 class AbstractTrainer(eqx.Module):
     """Base class of trainers. Write a new one by subclassing it (a final class: no
     further subclassing) and implementing `init` and `step`; `fit` drives any
@@ -80,6 +84,21 @@ class AbstractTrainer(eqx.Module):
     @property
     def total_steps(self) -> int:
         return self.n_dual * self.n_primal
+
+    def __check_init__(self):
+        # A config typo (a negative learning rate, a zero batch) fails here, naming
+        # the setting, not as a NaN a hundred steps into a run. Weights of optional
+        # terms may be zero; every other number a trainer takes is a size, a count
+        # or a rate and must be positive.
+        name = type(self).__name__
+        for f in dataclasses.fields(self):  # pyright: ignore[reportArgumentType]
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                continue
+            low_ok = f.name in _MAY_BE_ZERO
+            if not (v >= 0 if low_ok else v > 0):
+                need = "non-negative" if low_ok else "positive"
+                raise ValueError(f"{name}.{f.name} must be {need}; got {v!r}.")
 
 
 class PolicyConfig(eqx.Module):

@@ -52,33 +52,59 @@ def _adam(lr: float) -> optax.GradientTransformation:
     return optax.adam(lr)
 
 
-def _inner_loop(surrogate, optimiser, policy, key, steps: int, n: int, minibatch: int):
+def _inner_loop(
+    surrogate,
+    optimiser,
+    policy,
+    key,
+    steps: int,
+    n: int,
+    minibatch: int,
+    stop_at: float = float("inf"),
+):
     """`steps` optimiser updates of `surrogate(policy, episodes)` on cached data, each
     on `minibatch` episodes drawn without replacement from the `n` cached ones (all
     of them when `minibatch >= n`). No rollout: this is the cheap part.
 
+    `surrogate` returns `(value, distance)`, the distance being how far the policy
+    has moved from the one that collected the data, on those episodes. With
+    `stop_at`, the remaining updates are skipped once a minibatch's distance exceeds
+    it (PPO's early stop at a target KL), so a step ends at most one update past the
+    limit. (Undoing that last update instead stalls training: once the policy
+    sharpens, Adam's first, sign-sized update alone can cross the limit.) A penalty
+    alone lets a rare step run far past the trust region when its coefficient has
+    adapted down during a run of small steps, and a first-order surrogate means
+    nothing that far out.
+
     The optimiser starts afresh at every primal step: the surrogate is a new function
     each time (new cached gradient, new trust-region coefficient, new dual
     variables), and moment estimates carried over from the last one would scale the
-    first updates by a stale gradient size."""
+    first updates by a stale gradient size.
+
+    **Returns:** the policy, the optimiser state and the number of updates made."""
     params, static = eqx.partition(policy, eqx.is_array)
     opt_state = optimiser.init(eqx.filter(policy, eqx.is_inexact_array))
     size = min(minibatch, n)
 
     def body(carry, k):
-        p, opt = carry
+        p, opt, stopped, made = carry
         current = eqx.combine(p, static)
         if size < n:
             episodes = jax.random.choice(k, n, (size,), replace=False)
         else:
             episodes = jnp.arange(n)
-        grads = eqx.filter_grad(surrogate)(current, episodes)
-        current, opt = apply_updates(optimiser, current, grads, opt)
-        return (eqx.filter(current, eqx.is_array), opt), None
+        grads, distance = eqx.filter_grad(surrogate, has_aux=True)(current, episodes)
+        stopped = stopped | (distance > stop_at)
+        updated, new_opt = apply_updates(optimiser, current, grads, opt)
+        keep = lambda old, new: jnp.where(stopped, old, new)
+        p = jax.tree.map(keep, p, eqx.filter(updated, eqx.is_array))
+        opt = jax.tree.map(keep, opt, new_opt)
+        return (p, opt, stopped, made + jnp.where(stopped, 0, 1)), None
 
     keys = jax.random.split(key, steps)
-    (params, opt_state), _ = jax.lax.scan(body, (params, opt_state), keys)
-    return eqx.combine(params, static), opt_state
+    init = (params, opt_state, jnp.array(False), jnp.zeros((), jnp.int32))
+    (params, opt_state, _, made), _ = jax.lax.scan(body, init, keys)
+    return eqx.combine(params, static), opt_state, made
 
 
 class GradMA(AbstractTrainer):
@@ -126,7 +152,10 @@ class GradMAP(AbstractTrainer):
     One rollout per primal step; its gradient with respect to the policy outputs is
     cached and reused for `inner_steps` updates of the proximal surrogate, whose
     trust region lives in policy-output space (where the cached gradient is defined).
-    `trust_region` is the target `delta` of the mean squared output change.
+    `trust_region` is the target `delta` of the mean squared output change;
+    `early_stop` (a multiple of it; `inf` turns it off) ends a primal step's inner
+    updates once a minibatch has moved further than that, so no single step can
+    leave the trust region far behind while the adaptive coefficient catches up.
     """
 
     n_dual: int = 20
@@ -138,6 +167,7 @@ class GradMAP(AbstractTrainer):
     dual_lr: float = 150.0
     entropy: float = 0.01
     trust_region: float = 1e-3
+    early_stop: float = 2.0
     policy: PolicyConfig = PolicyConfig()
 
     def init(self, env: Environment, key: PRNGKeyArray) -> TrainState:
@@ -161,13 +191,15 @@ class GradMAP(AbstractTrainer):
         def surrogate(policy, episodes):
             o, log_std = policy_outputs(policy, grad.obs[episodes])
             d = o - o_old[episodes]
-            return (
+            distance = jnp.mean(jnp.sum(d**2, axis=-1))
+            value = (
                 jnp.mean(jnp.sum(g[episodes] * d, axis=-1))
                 - self.entropy * mean_entropy(log_std)
-                + 0.5 * beta * rms * jnp.mean(jnp.sum(d**2, axis=-1))
+                + 0.5 * beta * rms * distance
             )
+            return value, distance
 
-        policy, opt_state = _inner_loop(
+        policy, opt_state, made = _inner_loop(
             surrogate,
             _adam(self.lr),
             state.policy,
@@ -175,6 +207,7 @@ class GradMAP(AbstractTrainer):
             self.inner_steps,
             self.batch,
             self.minibatch,
+            self.early_stop * delta,
         )
         o_new, _ = policy_outputs(policy, grad.obs)
         d_mean = jnp.mean(jnp.sum((o_new - o_old) ** 2, axis=-1))
@@ -195,6 +228,7 @@ class GradMAP(AbstractTrainer):
         metrics = step_metrics(state, grad, lambdas)
         metrics["trust_region_d"] = d_mean
         metrics["beta"] = beta
+        metrics["inner_steps_made"] = made.astype(d_mean.dtype)
         return new, metrics
 
 
@@ -236,9 +270,9 @@ class GradMARPO(AbstractTrainer):
             d = o - o_old[episodes]
             linear = jnp.mean(jnp.where(gate, jnp.sum(g[episodes] * d, axis=-1), 0.0))
             kl = jnp.mean(gaussian_kl(mu_e, ls_e, o[..., 0], log_std))
-            return linear - self.entropy * mean_entropy(log_std) + self.kl * kl
+            return linear - self.entropy * mean_entropy(log_std) + self.kl * kl, kl
 
-        policy, opt_state = _inner_loop(
+        policy, opt_state, _ = _inner_loop(
             surrogate,
             _adam(self.lr),
             state.policy,
