@@ -215,14 +215,14 @@ def _to_float(tree):
 class Environment(eqx.Module):
     """Homes with devices, PV and uncontrollable load, on a feeder, for one day.
 
-    Build one with `make_environment`. Channels, each normalised to a per-step,
-    per-agent mean: `"voltage"` is, per step, the largest limit violation over all
-    nodes (pu), averaged over the day's steps; each device kind adds its per-step
-    channel (the normalised implied-state violation, plus any excursion of the raw
-    action beyond [-1, 1] — the command range is a constraint too, and the clip would
-    otherwise hide it from the gradient — averaged over the steps and over all
-    agents) and its terminal channel (averaged over all agents). The Lagrangian of
-    an episode is
+    Build one with `make_environment`. Channels: `"voltage"` is, per step, the
+    largest limit violation over all nodes (pu), summed over the day's steps (so its
+    dual ascends fast enough for the limits to bind within a run); each device kind
+    adds its per-step channel (the normalised implied-state violation, plus any
+    excursion of the raw action beyond [-1, 1] — the command range is a constraint
+    too, and the clip would otherwise hide it from the gradient — averaged over the
+    steps and over all agents) and its terminal channel (averaged over all agents).
+    The Lagrangian of an episode is
 
         L = N * (rho * c / c_norm + sum_k lambda_k v_k)
 
@@ -424,7 +424,11 @@ class Environment(eqx.Module):
         (state, _, _, failed), (per_step, trace) = jax.lax.scan(
             jax.checkpoint(step_fn), init, xs
         )
+        # Devices' per-step channels are means over the day; the voltage channel is
+        # the day's sum (DESIGN §7), so its dual ascends n_steps times faster and
+        # the network limits bind within a run's twenty dual steps.
         channels = {c: jnp.mean(v) for c, v in per_step.items()}
+        channels[VOLTAGE] = jnp.sum(per_step[VOLTAGE])
         for k, dev in self.population.groups.items():
             channel = type(dev).terminal_channel
             if channel is not None:
