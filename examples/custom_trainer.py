@@ -8,6 +8,7 @@ and resume like the built-in trainers.
 """
 
 import argparse
+import dataclasses
 
 import equinox as eqx
 import jax
@@ -25,7 +26,6 @@ from gridflex.training import (
     objective_gradient,
     policy_outputs,
     PolicyConfig,
-    TrainState,
 )
 
 
@@ -61,8 +61,14 @@ class ClippedSGD(AbstractTrainer):
             updates, opt_state = self.optimiser().update(grads, state.opt_state, params)
         policy = eqx.apply_updates(state.policy, updates)
         lambdas, block = dual_update(self, state, grad.channels)
-        new = TrainState(
-            policy, opt_state, lambdas, key, state.step + 1, state.beta, block
+        new = dataclasses.replace(
+            state,
+            policy=policy,
+            opt_state=opt_state,
+            lambdas=lambdas,
+            key=key,
+            step=state.step + 1,
+            block=block,
         )
         return new, {
             "cost": grad.cost,
@@ -72,7 +78,7 @@ class ClippedSGD(AbstractTrainer):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--agents", type=int, default=4)
     args = p.parse_args(argv)

@@ -82,6 +82,24 @@ def test_gradmap_stops_at_the_trust_region():
     assert 0 < float(m["inner_steps_made"]) < trainer.inner_steps
 
 
+def test_gradmap_shrinks_its_step_when_one_update_leaves_the_trust_region():
+    # With lr 0.03, Adam's first, sign-sized update alone carries the outputs past
+    # 2 delta: the early stop fires at once, and the step size must shrink until
+    # the inner updates fit in the trust region again (as they do at the default).
+    e = env()
+    trainer = GradMAP(n_dual=1, n_primal=1, batch=16, inner_steps=40, lr=0.03)
+    state = trainer.init(e, jax.random.key(0))
+    step = eqx.filter_jit(trainer.step)
+    made, scales = [], []
+    for _ in range(8):
+        state, m = step(e, state)
+        made.append(int(m["inner_steps_made"]))
+        scales.append(float(state.lr_scale))
+    assert made[:2] == [1, 1] and scales[:2] == [0.5, 0.25], (made, scales)
+    # ... and, once small enough, the updates fit again and it may grow back.
+    assert max(made[2:]) > trainer.inner_steps // 4, (made, scales)
+
+
 @pytest.mark.parametrize(
     "make, message",
     [

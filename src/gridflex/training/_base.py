@@ -40,6 +40,10 @@ class TrainState(eqx.Module):
     - `step`: primal steps done.
     - `beta`: GradMAP's trust-region coefficient (0 until its first step sets it).
     - `block`: channel values summed over the current dual block.
+    - `lr_scale`: GradMAP's multiplier of its inner learning rate (1 at the start).
+
+    Trainers should build the next state with `dataclasses.replace(state, ...)`, so a
+    field added here later does not break them.
     """
 
     policy: AbstractPolicy
@@ -49,6 +53,7 @@ class TrainState(eqx.Module):
     step: Int[Array, ""]
     beta: Float[Array, ""]
     block: dict[str, Float[Array, ""]]
+    lr_scale: Float[Array, ""]
 
 
 _MAY_BE_ZERO = frozenset({"dual_lr", "entropy", "kl"})
@@ -136,6 +141,7 @@ def init_state(
         step=jnp.zeros((), jnp.int32),
         beta=jnp.zeros((), dtype),
         block=dict(zeros),
+        lr_scale=jnp.ones((), dtype),
     )
 
 

@@ -24,13 +24,14 @@ the inner updates (64 of the 500 cached episodes each: the surrogate is a mean o
 samples, and on small feeders the full-batch inner loop would cost several rollouts).
 """
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
-from jaxtyping import PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._misc import default_float
 from ..env import Environment
 from ..policies import gaussian_kl, gaussian_log_prob
 from ._base import (
@@ -48,7 +49,7 @@ from ._base import (
 )
 
 
-def _adam(lr: float) -> optax.GradientTransformation:
+def _adam(lr: float | Float[Array, ""]) -> optax.GradientTransformation:
     return optax.adam(lr)
 
 
@@ -140,8 +141,14 @@ class GradMA(AbstractTrainer):
             _adam(self.lr), state.policy, grads, state.opt_state
         )
         lambdas, block = dual_update(self, state, grad.channels)
-        new = TrainState(
-            policy, opt_state, lambdas, key, state.step + 1, state.beta, block
+        new = dataclasses.replace(
+            state,
+            policy=policy,
+            opt_state=opt_state,
+            lambdas=lambdas,
+            key=key,
+            step=state.step + 1,
+            block=block,
         )
         return new, step_metrics(state, grad, lambdas)
 
@@ -201,7 +208,7 @@ class GradMAP(AbstractTrainer):
 
         policy, opt_state, made = _inner_loop(
             surrogate,
-            _adam(self.lr),
+            _adam(self.lr * state.lr_scale),
             state.policy,
             k_inner,
             self.inner_steps,
@@ -221,14 +228,35 @@ class GradMAP(AbstractTrainer):
         )
         start = 1 / jnp.sqrt(delta)
         beta_next = jnp.clip(beta_next, 1e-3 * start, 1e3 * start)
+        # Adam's first update moves every parameter by about `lr` whatever the
+        # surrogate's scale, so no beta can keep it inside the trust region once the
+        # policies are sensitive enough: the early stop then fires after one or two
+        # updates and the cached gradient is wasted. Halve the step size when that
+        # happens (within the first quarter of the inner updates); let it grow back
+        # when a primal step makes all its updates.
+        scale = jnp.where(
+            made <= self.inner_steps // 4,
+            state.lr_scale / 2,
+            jnp.where(made >= self.inner_steps, state.lr_scale * 1.5, state.lr_scale),
+        )
+        scale = jnp.clip(scale, 1e-3, 1.0).astype(state.lr_scale.dtype)
         lambdas, block = dual_update(self, state, grad.channels)
-        new = TrainState(
-            policy, opt_state, lambdas, key, state.step + 1, beta_next, block
+        new = dataclasses.replace(
+            state,
+            policy=policy,
+            opt_state=opt_state,
+            lambdas=lambdas,
+            key=key,
+            step=state.step + 1,
+            beta=beta_next,
+            block=block,
+            lr_scale=scale,
         )
         metrics = step_metrics(state, grad, lambdas)
         metrics["trust_region_d"] = d_mean
         metrics["beta"] = beta
         metrics["inner_steps_made"] = made.astype(d_mean.dtype)
+        metrics["lr_scale"] = state.lr_scale
         return new, metrics
 
 
@@ -282,8 +310,13 @@ class GradMARPO(AbstractTrainer):
             self.minibatch,
         )
         lambdas, block = dual_update(self, state, grad.channels)
-        dtype = default_float()
-        new = TrainState(
-            policy, opt_state, lambdas, key, state.step + 1, jnp.zeros((), dtype), block
+        new = dataclasses.replace(
+            state,
+            policy=policy,
+            opt_state=opt_state,
+            lambdas=lambdas,
+            key=key,
+            step=state.step + 1,
+            block=block,
         )
         return new, step_metrics(state, grad, lambdas)
