@@ -9,7 +9,7 @@ every episode) and the forward rollout plus the gradient of the Lagrangian with
 respect to every agent's policy outputs at every step and episode (what GradMAP caches;
 through the implicit adjoint of every power flow). The controller is the policy the
 trainers use (per-agent Gaussian MLPs, 16 tanh units). Compile time is reported apart.
-Results: `benchmarks/results/rollout.json`.
+Results: `benchmarks/results/rollout.json` (`rollout_chunk<N>.json` with `--chunk N`).
 """
 
 import argparse
@@ -130,7 +130,8 @@ def main(argv=None) -> int:
         report[mode] = json.loads(done.stdout.strip().splitlines()[-1])
         print(mode, report[mode], flush=True)
     os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "rollout.json")
+    name = f"rollout_chunk{args.chunk}.json" if args.chunk else "rollout.json"
+    path = os.path.join(args.out, name)
     with open(path, "w") as f:
         json.dump(report, f, indent=1)
     print(f"wrote {path}")

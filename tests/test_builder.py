@@ -768,10 +768,17 @@ def test_floating_delta_winding_is_reported():
 
 # --- real feeders through `primitive` -----------------------------------------------
 
+# No-load voltages agree to rounding amplified by the network's conditioning
+# (cond(YNN) is 9e12 on IEEE 123, 1e9 on the full European LV feeder), so the
+# limit is empirical, not a normwise bound (which would be vacuous): the largest
+# difference was 5.3e-9 / 6.7e-9 pu on IEEE 123 and 3.4e-9 pu on the European LV
+# feeder, differing between two CPUs of the same kind (the LAPACK kernels round
+# differently). 2e-8 pu is still 50x inside the power-flow acceptance (1e-6 pu);
+# the strict check of the assembly is the system Y, to 1e-9.
 REAL_FEEDERS = [
-    ("ieee123", DATA / "ieee123" / "IEEE123Master.dss", 5e-9),
-    ("eulv", DATA / "european_lv" / "Master.dss", 5e-9),
-    ("eulv-reduced", DATA / "european_lv_reduced" / "Master_reduced.dss", 5e-9),
+    ("ieee123", DATA / "ieee123" / "IEEE123Master.dss", 2e-8),
+    ("eulv", DATA / "european_lv" / "Master.dss", 2e-8),
+    ("eulv-reduced", DATA / "european_lv_reduced" / "Master_reduced.dss", 2e-8),
 ]
 
 
