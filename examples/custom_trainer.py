@@ -8,7 +8,6 @@ and resume like the built-in trainers.
 """
 
 import argparse
-import dataclasses
 
 import equinox as eqx
 import jax
@@ -20,9 +19,9 @@ from gridflex.env import make_environment
 from gridflex.training import (
     AbstractTrainer,
     batch_gradient,
-    dual_update,
     fit,
     init_state,
+    next_state,
     objective_gradient,
     policy_outputs,
     PolicyConfig,
@@ -60,15 +59,13 @@ class ClippedSGD(AbstractTrainer):
         with jax.numpy_dtype_promotion("standard"):
             updates, opt_state = self.optimiser().update(grads, state.opt_state, params)
         policy = eqx.apply_updates(state.policy, updates)
-        lambdas, block = dual_update(self, state, grad.channels)
-        new = dataclasses.replace(
+        new = next_state(
+            self,
             state,
             policy=policy,
             opt_state=opt_state,
-            lambdas=lambdas,
             key=key,
-            step=state.step + 1,
-            block=block,
+            channels=grad.channels,
         )
         return new, {
             "cost": grad.cost,

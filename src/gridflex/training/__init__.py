@@ -8,6 +8,7 @@ from ._base import (
     EnvGradient as EnvGradient,
     environment_gradient as environment_gradient,
     init_state as init_state,
+    next_state as next_state,
     objective_gradient as objective_gradient,
     policy_outputs as policy_outputs,
     PolicyConfig as PolicyConfig,

@@ -18,6 +18,7 @@ failed power flow are masked out of `g` and counted.
 
 import abc
 import dataclasses
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -42,8 +43,8 @@ class TrainState(eqx.Module):
     - `block`: channel values summed over the current dual block.
     - `lr_scale`: GradMAP's multiplier of its inner learning rate (1 at the start).
 
-    Trainers should build the next state with `dataclasses.replace(state, ...)`, so a
-    field added here later does not break them.
+    Trainers build the next state with `next_state`, so a field added here later does
+    not break them.
     """
 
     policy: AbstractPolicy
@@ -282,6 +283,32 @@ def dual_update(
     }
     block = {c: jnp.where(end, jnp.zeros_like(v), v) for c, v in block.items()}
     return lambdas, block
+
+
+def next_state(
+    trainer: AbstractTrainer,
+    state: TrainState,
+    *,
+    policy: AbstractPolicy,
+    opt_state: PyTree,
+    key: PRNGKeyArray,
+    channels: dict[str, Float[Array, ""]],
+    **changes: Any,
+) -> TrainState:
+    """The state after one primal step: the new policy, optimiser state and PRNG key,
+    the dual update on this step's `channels` (`dual_update`), `step + 1`, and any
+    trainer-specific fields in `changes` (e.g. `beta=...`); the rest carried over."""
+    lambdas, block = dual_update(trainer, state, channels)
+    return dataclasses.replace(
+        state,
+        policy=policy,
+        opt_state=opt_state,
+        lambdas=lambdas,
+        key=key,
+        step=state.step + 1,
+        block=block,
+        **changes,
+    )
 
 
 def apply_updates(

@@ -24,8 +24,6 @@ the inner updates (64 of the 500 cached episodes each: the surrogate is a mean o
 samples, and on small feeders the full-batch inner loop would cost several rollouts).
 """
 
-import dataclasses
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -38,9 +36,9 @@ from ._base import (
     AbstractTrainer,
     apply_updates,
     batch_gradient,
-    dual_update,
     init_state,
     mean_entropy,
+    next_state,
     objective_gradient,
     policy_outputs,
     PolicyConfig,
@@ -140,17 +138,15 @@ class GradMA(AbstractTrainer):
         policy, opt_state = apply_updates(
             _adam(self.lr), state.policy, grads, state.opt_state
         )
-        lambdas, block = dual_update(self, state, grad.channels)
-        new = dataclasses.replace(
+        new = next_state(
+            self,
             state,
             policy=policy,
             opt_state=opt_state,
-            lambdas=lambdas,
             key=key,
-            step=state.step + 1,
-            block=block,
+            channels=grad.channels,
         )
-        return new, step_metrics(state, grad, lambdas)
+        return new, step_metrics(state, grad, new.lambdas)
 
 
 class GradMAP(AbstractTrainer):
@@ -240,19 +236,17 @@ class GradMAP(AbstractTrainer):
             jnp.where(made >= self.inner_steps, state.lr_scale * 1.5, state.lr_scale),
         )
         scale = jnp.clip(scale, 1e-3, 1.0).astype(state.lr_scale.dtype)
-        lambdas, block = dual_update(self, state, grad.channels)
-        new = dataclasses.replace(
+        new = next_state(
+            self,
             state,
             policy=policy,
             opt_state=opt_state,
-            lambdas=lambdas,
             key=key,
-            step=state.step + 1,
+            channels=grad.channels,
             beta=beta_next,
-            block=block,
             lr_scale=scale,
         )
-        metrics = step_metrics(state, grad, lambdas)
+        metrics = step_metrics(state, grad, new.lambdas)
         metrics["trust_region_d"] = d_mean
         metrics["beta"] = beta
         metrics["inner_steps_made"] = made.astype(d_mean.dtype)
@@ -309,14 +303,12 @@ class GradMARPO(AbstractTrainer):
             self.batch,
             self.minibatch,
         )
-        lambdas, block = dual_update(self, state, grad.channels)
-        new = dataclasses.replace(
+        new = next_state(
+            self,
             state,
             policy=policy,
             opt_state=opt_state,
-            lambdas=lambdas,
             key=key,
-            step=state.step + 1,
-            block=block,
+            channels=grad.channels,
         )
-        return new, step_metrics(state, grad, lambdas)
+        return new, step_metrics(state, grad, new.lambdas)
