@@ -123,6 +123,38 @@ def analyse(runs: dict[str, list[dict]]) -> dict:
     return report
 
 
+_KEPT = (
+    "step",
+    "dual_step",
+    "wall_s",
+    "cost",
+    "voltage_violation",
+    "battery_terminal",
+    "heat_pump_terminal",
+    "lambda_voltage",
+    "failed_episodes",
+    "inner_steps_made",
+    "lr_scale",
+    "beta",
+    "trust_region_d",
+)
+
+
+def _write(f, report: dict, runs: dict[str, list[dict]]) -> None:
+    """The report readable; of the per-step metrics, those in `_KEPT`, one row a line
+    at six significant digits (the file stays small enough to commit)."""
+    rows = {
+        name: [{k: float(f"{r[k]:.6g}") for k in _KEPT if k in r} for r in run]
+        for name, run in runs.items()
+    }
+    text = json.dumps(report, indent=1)[:-2]
+    body = ",\n".join(
+        f' "{name}": [\n' + ",\n".join("  " + json.dumps(r) for r in run) + "\n ]"
+        for name, run in rows.items()
+    )
+    f.write(text + ',\n "metrics": {\n' + body + "\n }\n}\n")
+
+
 def reanalyse(path: str) -> dict:
     with open(path) as f:
         stored = json.load(f)
@@ -133,7 +165,7 @@ def reanalyse(path: str) -> dict:
         **analyse(stored["metrics"]),
     }
     with open(path, "w") as f:
-        json.dump({**report, "metrics": stored["metrics"]}, f, indent=1)
+        _write(f, report, stored["metrics"])
     print(json.dumps(report, indent=1))
     return report
 
@@ -167,7 +199,7 @@ def compare(feeder: str, agents: int, seed: int, out: str, overrides: dict) -> d
     os.makedirs(out, exist_ok=True)
     stem = os.path.join(out, f"trainers_{feeder}_{agents}")
     with open(stem + ".json", "w") as f:
-        json.dump({**report, "metrics": runs}, f, indent=1)
+        _write(f, report, runs)
     plot_training_curves(runs, stem + ".png", keys=("cost", "voltage_violation"))
     print(json.dumps(report, indent=1))
     return report
