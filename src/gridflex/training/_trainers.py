@@ -159,6 +159,10 @@ class GradMAP(AbstractTrainer):
     `early_stop` (a multiple of it; `inf` turns it off) ends a primal step's inner
     updates once a minibatch has moved further than that, so no single step can
     leave the trust region far behind while the adaptive coefficient catches up.
+    Because Adam's first update has a size set by the learning rate alone, the
+    learning rate carries a scale (`TrainState.lr_scale`) that shrinks when the early
+    stop fires within the first quarter of the inner updates and grows back when all
+    of them are made; without it the inner loop can collapse to one update per step.
     """
 
     n_dual: int = 20
