@@ -13,6 +13,16 @@ feeder in OpenDSS with its controls on and writes those taps to
     `Run_IEEE123Bus.DSS` (one tap step per control iteration, the head regulator first,
     `MaxControlIter=30`), as `shared/data/scripts/solve_feeders.py` applies them.
 
+Each feeder gets two records: `taps`, settled for the nominal (spot, peak) load, and
+`homes`, settled with every spot load at the households' mean net demand (`Set
+loadmult=HOMES_LOADMULT`): the load the homes that replace the spot loads draw on
+average. A home's peak equals its share of the spot load (`gridflex.env.place_homes`),
+and over the shipped data's training months a household's mean demand net of its PV
+is `HOMES_LOADMULT` (0.097) of its peak (the 17 measured homes: the sum of their mean
+load minus PV over the sum of their 99th-percentile loads; `homes_loadmult()`
+recomputes it). At the nominal taps the regulators boost for a peak the homes almost
+never draw, and the feeder sits above 1.05 pu at every hour whatever the homes do.
+
 Usage (needs `pip install opendssdirect.py`), from the repository root:
 
     python scripts/regulator_taps.py
@@ -45,6 +55,26 @@ CASES = {
         ],
     ),
 }
+
+
+HOMES_LOADMULT = 0.097
+
+
+def homes_loadmult() -> float:
+    """Mean net demand (load - PV) over peak load (99th percentile) of the shipped
+    data's 17 measured homes, over its training months."""
+    import numpy as np
+
+    from gridflex.data import default_scenarios
+
+    train, _ = default_scenarios().split(11, 1)
+    load = np.asarray(train.load_profiles_kw, dtype=np.float64)
+    pv = np.asarray(train.pv_profiles_kw_per_kwp, dtype=np.float64)
+    load = load[np.asarray(train.load_profile)]
+    load = load * np.asarray(train.load_scale)[:, None, None]
+    pv = pv[np.asarray(train.pv_profile)] * np.asarray(train.pv_kwp)[:, None, None]
+    peak = np.quantile(load.reshape(load.shape[0], -1), 0.99, axis=1)
+    return float((load - pv).mean(axis=(1, 2)).sum() / peak.sum())
 
 
 def regulator_taps(master: pathlib.Path, settings: list[str]) -> dict:
@@ -83,16 +113,28 @@ def main() -> None:
     out: dict[str, object] = {
         "about": (
             "Regulator taps (per unit, one per winding) at which OpenDSS's RegControls "
-            "settle for each feeder's nominal load, snapshot solution. Written by "
-            "scripts/regulator_taps.py; see feeders/data/SOURCES.md."
+            "settle for each feeder's nominal load ('taps') and for the households' "
+            "mean net demand ('homes': every spot load at 'loadmult'), snapshot "
+            "solution. Written by scripts/regulator_taps.py; see "
+            "feeders/data/SOURCES.md."
         ),
         "engine": f"opendssdirect.py {dss.__version__}; "
         + dss.Basic.Version().splitlines()[0],
     }
+    loadmult = homes_loadmult()
+    if round(loadmult, 3) != HOMES_LOADMULT:
+        sys.exit(f"HOMES_LOADMULT is {HOMES_LOADMULT}; the data give {loadmult:.4f}.")
     for name, (master, settings) in CASES.items():
         record = regulator_taps(DATA / master, settings)
+        homes = regulator_taps(
+            DATA / master, [*settings, f"Set loadmult={HOMES_LOADMULT}"]
+        )
+        record["homes"] = {
+            "loadmult": HOMES_LOADMULT,
+            **{k: homes[k] for k in ("taps", "tap_positions", "control_iterations")},
+        }
         out[name] = record
-        print(name, record["tap_positions"])
+        print(name, record["tap_positions"], "homes:", homes["tap_positions"])
     OUT.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {OUT}")
 

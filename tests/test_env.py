@@ -179,6 +179,47 @@ def test_unconstrained_voltage_is_measured_but_not_weighted():
     assert float(runs[0].channels["voltage"]) > 0
 
 
+def test_kept_spot_loads_follow_the_household_profile():
+    e = env()
+    assert e.placement.kept  # ten homes leave some of IEEE 13's spot loads in place
+    scale = np.asarray(e.kept_load_scale(jnp.arange(e.train.n_days)))
+    # the mean household profile, peaking (at its 99th percentile over the training
+    # days) at the spot value, never a constant peak all day
+    assert np.quantile(scale, e.config.peak_quantile) == pytest.approx(1.0, rel=1e-6)
+    assert np.all(scale > 0) and np.all(scale.max(axis=1) / scale.min(axis=1) > 1.5)
+    # ... and the environment's power flows use it: rebuild one step's solve
+    day, t = 40, 70
+    r = eqx.filter_jit(e.rollout)(
+        OpenLoopController(_actions(5)),
+        _lambdas(e, 0.0),
+        jax.random.key(7),
+        jnp.asarray([day]),
+        randomise_initial=False,
+        record=True,
+    )
+    data = e.train.episode(jnp.asarray([day]))
+    home = np.asarray(e.placement.scale)
+    load = home * np.asarray(data.load_kw[0, t])
+    net = (
+        np.asarray(r.episodes.trace.p_kw[0, t])
+        + load
+        - home * np.asarray(data.pv_kw[0, t])
+    )
+    tan_phi = np.tan(np.arccos(e.config.load_pf))
+    p = np.zeros(e.feeder.n_nodes)
+    q = np.zeros(e.feeder.n_nodes)
+    np.add.at(p, e.placement.node, net)
+    np.add.at(q, e.placement.node, load * tan_phi)
+
+    def v_max(kept):
+        ones = np.full(e.feeder.loads.n_loads, kept)
+        return float(gf.power_flow(e.feeder, p, q, load_scale=ones).v_pu.max())
+
+    recorded = float(r.episodes.trace.v_max_pu[0, t])
+    assert recorded == pytest.approx(v_max(scale[day, t]), abs=1e-9)
+    assert abs(recorded - v_max(1.0)) > 1e-3
+
+
 def test_chunked_episodes_equal_one_batch():
     e = env()
     a = _actions(4)

@@ -19,12 +19,22 @@ from typing import Literal
 BUILTIN = ("ieee13", "ieee123", "european_lv", "european_lv_reduced")
 
 
-def load_feeder(spec: str, *, engine: Literal["native", "opendss"] = "native"):
-    """A built-in feeder by name, or an OpenDSS master file by path."""
+def load_feeder(
+    spec: str,
+    *,
+    engine: Literal["native", "opendss"] = "native",
+    taps: str = "regulated",
+):
+    """A built-in feeder by name (its regulators at `taps`: "regulated", "homes" or
+    "file"), or an OpenDSS master file by path (taps as the file leaves them)."""
     from . import feeders
 
     if spec in BUILTIN:
-        return getattr(feeders, spec)()
+        if taps not in ("regulated", "homes", "file"):
+            raise SystemExit(
+                f"gridflex: taps {taps!r}: give 'homes', 'regulated' or 'file'."
+            )
+        return getattr(feeders, spec)(taps=taps)
     if os.path.exists(spec):
         return feeders.from_opendss(spec, engine=engine)
     raise SystemExit(
@@ -132,7 +142,7 @@ def _train(args: argparse.Namespace) -> int:
             return 2
         save_config(out, config)
     run = config["run"]
-    feeder = load_feeder(run["feeder"], engine=args.engine)
+    feeder = load_feeder(run["feeder"], engine=args.engine, taps=run["taps"])
     env = environment_from_config(config, feeder)
     trainer = trainer_from_config(config)
     result = fit(
@@ -177,7 +187,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         )
         return 2
     del report_run
-    feeder = load_feeder(args.feeder, engine=args.engine)
+    feeder = load_feeder(args.feeder, engine=args.engine, taps=args.taps)
     t0 = time.perf_counter()
     env = make_environment(feeder, args.agents, seed=args.seed)
     result = naive_evaluation(env, days=args.days)
@@ -201,7 +211,7 @@ def _evaluate_run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run)
     config = load_config(run_dir / CONFIG_FILE, defaults=default_config())
     run = config["run"]
-    feeder = load_feeder(run["feeder"], engine=args.engine)
+    feeder = load_feeder(run["feeder"], engine=args.engine, taps=run["taps"])
     env = environment_from_config(config, feeder)
     trainer = trainer_from_config(config)
     like = trainer.init(env, jax.random.key(int(run["seed"])))
@@ -276,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--feeder", default="ieee13", help="built-in name or .dss path")
     e.add_argument("--engine", default="native", choices=("native", "opendss"))
     e.add_argument("--agents", type=int, default=10, help="number of homes")
+    e.add_argument(
+        "--taps",
+        default="homes",
+        choices=("homes", "regulated", "file"),
+        help="a built-in feeder's regulator taps (as run.taps; default homes)",
+    )
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--days", type=int, default=None, help="first N held-out days")
     e.add_argument("--out", default=None, help="folder for eval.json (and figures)")

@@ -69,6 +69,7 @@ class EnvConfig(eqx.Module):
     voltage_constraint: bool = True
     episode_chunk: int | None = None
     peak_quantile: float = 0.99
+    voltage_norm: float = 1.0
 
     def __check_init__(self):
         if not 0 < self.v_min_pu < self.v_max_pu:
@@ -242,6 +243,7 @@ class Environment(eqx.Module):
     solver: AbstractPowerFlowSolver
     adjoint: optx.AbstractAdjoint | None
     cost_norm: float = eqx.field(static=True)
+    kept_load_norm_kw: float = eqx.field(static=True)
     channels: tuple[str, ...] = eqx.field(static=True)
     terminal_channels: tuple[str, ...] = eqx.field(static=True)
     group_homes: tuple[tuple[str, tuple[int, ...]], ...] = eqx.field(static=True)
@@ -258,6 +260,19 @@ class Environment(eqx.Module):
         """The agents of one device kind, in the order of its group (static, so it
         works whether or not the environment is traced)."""
         return jnp.asarray(dict(self.group_homes)[kind], dtype=jnp.int32)
+
+    def kept_load_scale(
+        self, days: Int[Array, " episode"], split: str = "train"
+    ) -> Float[Array, "episode step"]:
+        """The multiplier of the spot loads no home replaced (`placement.kept`) at
+        every step of the given days: the mean household load profile of the data
+        (the mean over every load profile, that day), divided by its peak over the
+        training days (the same quantile as a home's peak, `peak_quantile`). A kept
+        spot load, like a home, peaks at its spot value, and follows the day as the
+        households do, never a constant peak all day."""
+        scenarios = self.train if split == "train" else self.test
+        profile = jnp.mean(scenarios.load_profiles_kw[:, jnp.asarray(days)], axis=0)
+        return profile / self.kept_load_norm_kw
 
     def zero_lambdas(self) -> dict[str, Float[Array, ""]]:
         return {c: jnp.zeros((), default_float()) for c in self.channels}
@@ -315,10 +330,12 @@ class Environment(eqx.Module):
         v0 = jnp.asarray(feeder.w)
         base = jnp.asarray(feeder.base_v, dtype=dtype)
         naive = isinstance(controller, NaiveController)
+        kept_scale = self.kept_load_scale(day[None], split)[0].astype(dtype)
+        n_loads = feeder.loads.n_loads
 
         def step_fn(carry, xs):
             state, v_prev, v_home_prev, failed = carry
-            t, load_kw, pv_kw, temp, p_imp, p_exp, shift_t, key_t = xs
+            t, load_kw, pv_kw, temp, p_imp, p_exp, kept_t, shift_t, key_t = xs
             inputs = DeviceInputs(t, cfg.n_steps, cfg.dt_h, temp)
             obs_state = jnp.zeros(n, dtype)
             urgency = jnp.zeros(n, dtype)
@@ -380,6 +397,7 @@ class Environment(eqx.Module):
                 feeder,
                 p_node,
                 q_node,
+                load_scale=jnp.full(n_loads, kept_t, dtype),
                 v_init=v_prev,
                 solver=self.solver,
                 adjoint=self.adjoint,
@@ -416,6 +434,7 @@ class Environment(eqx.Module):
             data.temperature_c[0],
             data.price_import[0],
             data.price_export[0],
+            kept_scale,
             shift,
             keys,
         )
@@ -428,7 +447,7 @@ class Environment(eqx.Module):
         # the day's sum (DESIGN §7), so its dual ascends n_steps times faster and
         # the network limits bind within a run's twenty dual steps.
         channels = {c: jnp.mean(v) for c, v in per_step.items()}
-        channels[VOLTAGE] = jnp.sum(per_step[VOLTAGE])
+        channels[VOLTAGE] = jnp.sum(per_step[VOLTAGE]) / cfg.voltage_norm
         for k, dev in self.population.groups.items():
             channel = type(dev).terminal_channel
             if channel is not None:
@@ -623,6 +642,7 @@ def make_environment(
             f"{n_agents} agents."
         )
     population = population.scaled(placement.scale)
+    mean_profile = np.asarray(train.load_profiles_kw, dtype=np.float64).mean(axis=0)
     channels = [VOLTAGE]
     for dev in population.groups.values():
         for c in (type(dev).step_channel, type(dev).terminal_channel):
@@ -639,6 +659,7 @@ def make_environment(
         solver=solver,
         adjoint=adjoint,
         cost_norm=_cost_norm(placement.scale, train, config.dt_h),
+        kept_load_norm_kw=float(np.quantile(mean_profile, config.peak_quantile)),
         channels=tuple(channels),
         terminal_channels=tuple(
             sorted(

@@ -108,16 +108,20 @@ def evaluate(
     costs, channels, failed, v_min, v_max, p_kw, v_viol = out
     ratings = np.asarray(env.ratings_kw())
     n = env.n_agents
-    # Channels are per-step, per-agent means: report sums over steps (per-step
-    # channels) and over devices (all but voltage), over the days.
+    # Report each channel summed over the days in its own units: the voltage
+    # channel is already a day's sum (of the per-step largest violation, divided by
+    # `voltage_norm`), so it is summed over days and put back in pu·steps; device
+    # channels are per-step, per-agent means (terminal ones per-agent), so they are
+    # summed back over steps and devices too.
     terminal = set(env.terminal_channels)
     n_steps = env.config.n_steps
-    sums = {
-        c: float(
-            np.sum(v) * (1 if c == VOLTAGE else n) * (1 if c in terminal else n_steps)
-        )
-        for c, v in channels.items()
-    }
+
+    def total(c: str, v: np.ndarray) -> float:
+        if c == VOLTAGE:
+            return float(np.sum(v) * env.config.voltage_norm)
+        return float(np.sum(v) * n * (1 if c in terminal else n_steps))
+
+    sums = {c: total(c, v) for c, v in channels.items()}
     return Evaluation(
         method=method,
         feeder=env.feeder.name,

@@ -8,8 +8,12 @@ safe.
 Regulator taps: the native reader keeps regulators at fixed taps. The IEEE feeders'
 scripts leave the taps to OpenDSS's `RegControl`s (IEEE 13's script even solves with
 them), so a built-in feeder carries, by default, the taps those controls settle at for
-the feeder's nominal load: the usual reference operating point. They were computed with
-OpenDSS by `scripts/regulator_taps.py` and are stored in `data/regulator_taps.json`.
+the feeder's nominal load: the usual reference operating point. `taps="homes"` gives
+the taps the same controls settle at for the households' mean net demand, the
+operating point of a feeder whose spot loads homes replace (what `gridflex train`
+uses: at the nominal taps the regulators boost for a peak the homes almost never
+draw). Both were computed with OpenDSS by `scripts/regulator_taps.py` and are stored
+in `data/regulator_taps.json`.
 """
 
 import functools
@@ -32,15 +36,23 @@ _MASTERS = {
     "european_lv_reduced": "european_lv_reduced/Master_reduced.dss",
 }
 
-TapChoice = Literal["regulated", "file"]
+TapChoice = Literal["regulated", "homes", "file"]
 Taps = TapChoice | Mapping[str, float | Sequence[float]]
 
 
-def regulated_taps(name: str) -> dict[str, list[float]]:
+def regulated_taps(
+    name: str, at: Literal["nominal", "homes"] = "nominal"
+) -> dict[str, list[float]]:
     """The taps OpenDSS's regulator controls settle at for built-in feeder `name`
-    (empty for feeders without regulators)."""
-    record = json.loads((_DATA / "regulator_taps.json").read_text())
-    return record.get(name, {}).get("taps", {})
+    (empty for feeders without regulators): for its nominal load, or (`at="homes"`)
+    with every spot load at the households' mean net demand (`loadmult` 0.097, see
+    `scripts/regulator_taps.py`)."""
+    record = json.loads((_DATA / "regulator_taps.json").read_text()).get(name, {})
+    if at == "homes":
+        record = record.get("homes", {})
+    elif at != "nominal":
+        raise ValueError(f"at={at!r}: use 'nominal' or 'homes'.")
+    return record.get("taps", {})
 
 
 def _read(name: str, taps: Taps) -> Feeder:
@@ -49,11 +61,14 @@ def _read(name: str, taps: Taps) -> Feeder:
         model.set_taps(taps)
     elif taps == "regulated":
         model.set_taps(regulated_taps(name))
+    elif taps == "homes":
+        model.set_taps(regulated_taps(name, "homes"))
     elif taps != "file":
         raise ValueError(
             f"taps={taps!r}: use 'regulated' (the taps OpenDSS's regulator controls "
-            "settle at), 'file' (the taps written in the model) or a mapping of "
-            "transformer name to tap(s)."
+            "settle at for the nominal load), 'homes' (settled for the households' "
+            "mean net demand), 'file' (the taps written in the model) or a mapping "
+            "of transformer name to tap(s)."
         )
     return model.build(injection_nodes=None, voltage_bases_kv=None, name=name)
 
@@ -78,13 +93,15 @@ def ieee13(*, taps: Taps = "regulated") -> Feeder:
 
     - `taps`: `"regulated"` (default): the taps OpenDSS's controls settle at for the
         nominal load (regulators 1, 2, 3 at +9, +6, +9 steps of 0.625%);
+        `"homes"`: the taps they settle at for the households' mean net demand
+        (+3, +2, +2), the operating point for homes that replace the spot loads;
         `"file"`: the taps as written in the model (all 1.0, since the script leaves
         them to its `Solve`); or a mapping of transformer name to tap(s), as
         `gridflex.feeders.from_opendss`'s `taps`.
 
     **Returns:**
 
-    The `Feeder` (cached for `"regulated"` and `"file"`).
+    The `Feeder` (cached for `"regulated"`, `"homes"` and `"file"`).
     """
     return _feeder("ieee13", taps)
 
@@ -100,38 +117,49 @@ def ieee123(*, taps: Taps = "regulated") -> Feeder:
     - `taps`: `"regulated"` (default): the taps OpenDSS's seven regulator controls
         settle at for the nominal load, with the control settings of the first script
         of `Run_IEEE123Bus.DSS` (one step per control iteration, the head regulator
-        first); `"file"`: the taps written in the model (all 1.0); or a mapping of
-        transformer name to tap(s).
+        first); `"homes"`: the taps the same controls settle at for the households'
+        mean net demand; `"file"`: the taps written in the model (all 1.0); or a
+        mapping of transformer name to tap(s).
 
     **Returns:**
 
-    The `Feeder` (cached for `"regulated"` and `"file"`).
+    The `Feeder` (cached for `"regulated"`, `"homes"` and `"file"`).
     """
     return _feeder("ieee123", taps)
 
 
-def european_lv() -> Feeder:
+def european_lv(*, taps: Taps = "regulated") -> Feeder:
     """The IEEE European low-voltage test feeder (416 V, 50 Hz; 906 LV buses, 2,721
     nodes, 55 single-phase loads of 1 kW at pf 0.95) with its 11/0.416 kV transformer.
 
     The loads are the base loads of the model; the one-minute load profiles of the
     original distribution are not shipped (the model's `LoadShape`s are ignored).
 
+    **Arguments:**
+
+    - `taps`: as for `ieee13`; the feeder has no regulators, so `"regulated"`,
+        `"homes"` and `"file"` are the same feeder (its transformer `tr1` at tap 1.0,
+        the source at 1.05 pu), and a mapping sets `tr1`'s taps.
+
     **Returns:**
 
-    The cached `Feeder`.
+    The `Feeder` (cached unless `taps` is a mapping).
     """
-    return _cached("european_lv", "file")
+    return _feeder("european_lv", taps)
 
 
-def european_lv_reduced() -> Feeder:
+def european_lv_reduced(*, taps: Taps = "regulated") -> Feeder:
     """The IEEE European LV test feeder reduced to 111 buses (333 nodes), all 55 loads
     kept: dead-end branches without loads removed and chains of line segments merged
     into single lines with the exact summed impedance. Load-node voltages equal the
     full feeder's to 4.3e-6 pu over a day of one-minute load profiles.
 
+    **Arguments:**
+
+    - `taps`: as for `european_lv`.
+
     **Returns:**
 
-    The cached `Feeder`.
+    The `Feeder` (cached unless `taps` is a mapping).
     """
-    return _cached("european_lv_reduced", "file")
+    return _feeder("european_lv_reduced", taps)

@@ -41,7 +41,6 @@ class TrainState(eqx.Module):
     - `step`: primal steps done.
     - `beta`: GradMAP's trust-region coefficient (0 until its first step sets it).
     - `block`: channel values summed over the current dual block.
-    - `lr_scale`: GradMAP's multiplier of its inner learning rate (1 at the start).
 
     Trainers build the next state with `next_state`, so a field added here later does
     not break them.
@@ -54,7 +53,6 @@ class TrainState(eqx.Module):
     step: Int[Array, ""]
     beta: Float[Array, ""]
     block: dict[str, Float[Array, ""]]
-    lr_scale: Float[Array, ""]
 
 
 _MAY_BE_ZERO = frozenset({"dual_lr", "entropy", "kl"})
@@ -142,7 +140,6 @@ def init_state(
         step=jnp.zeros((), jnp.int32),
         beta=jnp.zeros((), dtype),
         block=dict(zeros),
-        lr_scale=jnp.ones((), dtype),
     )
 
 

@@ -41,6 +41,9 @@ def default_config() -> dict[str, Any]:
     return {
         "run": {
             "feeder": "ieee13",
+            # a built-in feeder's regulators: settled for the households' mean net
+            # demand (the homes replace the spot loads), not the nominal peak
+            "taps": "homes",
             "agents": 10,
             "method": "gradmap",
             "seed": 0,
@@ -53,6 +56,7 @@ def default_config() -> dict[str, Any]:
             "load_pf": env.load_pf,
             "cost_weight": env.cost_weight,
             "voltage_constraint": env.voltage_constraint,
+            "voltage_norm": env.voltage_norm,
             "episode_chunk": 0,
         },
         **{name: _trainer_defaults(cls) for name, cls in TRAINERS.items()},

@@ -1,0 +1,116 @@
+"""Steps measured in policy-output space: each agent's Gauss–Newton matrix.
+
+GradMAP's trust region is the mean squared change of the policy outputs
+`o = (mu, sigma)`. To first order a parameter change `dtheta_a` of agent `a` moves its
+outputs by `J_a dtheta_a`, so the mean squared output change is
+`dtheta_a^T F_a dtheta_a` with `F_a = mean_s J_{a,s}^T J_{a,s}` (the Gauss–Newton
+matrix of the outputs, over samples `s`). A gradient step preconditioned by `F_a^{-1}`
+is a step of prescribed length in output space, whatever the parameterisation, the
+layer or the agent's sensitivity; plain or Adam steps in parameter space are not
+(Adam's first update moves every parameter by its learning rate, and the sum of 178
+such moves over one agent's correlated parameters can carry the outputs far past
+the trust region in one update).
+
+Agents share no parameters (every array leaf of a policy has a leading agent axis),
+so one Jacobian–vector product whose tangent is the same unit vector in every agent's
+slice gives one Jacobian column for all agents at once: `P` products (`P` parameters
+per agent) give every agent's Jacobian, for any policy that follows that convention.
+"""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+import optax
+from jaxtyping import Array, Float, PyTree
+
+from ..policies import AbstractPolicy
+
+
+def _per_agent(params: PyTree) -> int:
+    """Parameters per agent."""
+    return sum(math.prod(leaf.shape[1:]) for leaf in jax.tree.leaves(params))
+
+
+def _flatten(tree: PyTree, n_agents: int) -> Float[Array, "agent p"]:
+    leaves = jax.tree.leaves(tree)
+    return jnp.concatenate([x.reshape(n_agents, -1) for x in leaves], axis=1)
+
+
+def _unflatten(flat: Float[Array, "agent p"], like: PyTree) -> PyTree:
+    leaves, treedef = jax.tree.flatten(like)
+    out, i = [], 0
+    for x in leaves:
+        size = x[0].size
+        out.append(flat[:, i : i + size].reshape(x.shape).astype(x.dtype))
+        i += size
+    return jax.tree.unflatten(treedef, out)
+
+
+def gauss_newton(
+    policy: AbstractPolicy,
+    obs: Float[Array, "sample agent obs"],
+    outputs,
+    damping: float = 1e-1,
+) -> Float[Array, "agent p p"]:
+    """Each agent's Gauss–Newton matrix of its outputs, `mean_s J^T J` over the
+    samples of `obs`, plus `damping` times its mean diagonal (so a direction that
+    hardly moves the outputs, a saturated unit, is not given an unbounded step).
+
+    **Arguments:**
+
+    - `policy`: stacked per-agent parameters (leading agent axis on every leaf).
+    - `obs`: observations, one row per agent, for each sample.
+    - `outputs`: `outputs(policy, obs) -> o`, `o` of shape `[sample, agent, k]`.
+
+    **Returns:** `[agent, P, P]`, `P` the parameters per agent.
+    """
+    params, static = eqx.partition(policy, eqx.is_inexact_array)
+    n = policy.n_agents
+    p = _per_agent(params)
+
+    def f(flat):
+        return outputs(eqx.combine(_unflatten(flat, params), static), obs)
+
+    flat = _flatten(params, n)
+    basis = jnp.broadcast_to(jnp.eye(p, dtype=flat.dtype)[:, None, :], (p, n, p))
+    # column i of every agent's Jacobian: [P, sample, agent, k]
+    cols = jax.vmap(lambda t: jax.jvp(f, (flat,), (t,))[1])(basis)
+    samples = cols.shape[1]
+    gn = jnp.einsum("isak,jsak->aij", cols, cols) / samples
+    mean_diag = jnp.mean(jnp.diagonal(gn, axis1=1, axis2=2), axis=1)
+    eye = jnp.eye(p, dtype=gn.dtype)
+    return gn + (damping * mean_diag + jnp.finfo(gn.dtype).tiny)[:, None, None] * eye
+
+
+def output_space_sgd(
+    lr: float | Float[Array, ""],
+    gauss_newton: Float[Array, "agent p p"] | None,
+    n_agents: int,
+    max_move: float | Float[Array, ""] = float("inf"),
+) -> optax.GradientTransformation:
+    """Gradient descent with every agent's gradient preconditioned by the inverse of
+    its Gauss–Newton matrix (`gauss_newton`, held fixed): a step in output space.
+    A linear map of the gradient, so scaling the objective's forcing scales the step
+    by the same factor.
+
+    `max_move` caps one update's move of any agent's outputs (RMS over samples, to
+    first order: `sqrt(u^T F u)`): the environment gradient is heavy-tailed (a few
+    steps near a limit carry most of it), and a minibatch that holds one of them
+    would otherwise throw that agent far outside the trust region in one update.
+    (`gauss_newton=None`: the same state, for `init`.)"""
+    if gauss_newton is None:
+        return optax.chain(optax.identity(), optax.sgd(lr))
+    chol = jnp.linalg.cholesky(gauss_newton)
+
+    def precondition(updates, params):
+        del params
+        flat = _flatten(updates, n_agents)
+        solved = jax.vmap(lambda c, b: jsl.cho_solve((c, True), b))(chol, flat)
+        move = lr * jnp.sqrt(jnp.einsum("ap,apq,aq->a", solved, gauss_newton, solved))
+        cap = jnp.minimum(1.0, max_move / jnp.maximum(move, jnp.finfo(move.dtype).tiny))
+        return _unflatten(solved * cap[:, None], updates)
+
+    return optax.chain(optax.stateless(precondition), optax.sgd(lr))
