@@ -1,40 +1,55 @@
-"""GradMAP against GradMA in wall-clock, in one run on one machine (paper §V-C).
+"""GradMAP against GradMA in wall-clock (paper §V-C, §V-E), by a protocol fixed before
+the runs.
 
-    python benchmarks/trainers.py --case ieee13:10
-    python benchmarks/trainers.py --case european_lv_reduced:100
+    python benchmarks/trainers.py --case ieee13:10 --seeds 0 1 2
+    python benchmarks/trainers.py --case european_lv_reduced:100 --seeds 0 1 2
+    python benchmarks/trainers.py --case ieee123:1000 --batch 8 --seeds 0 1 2
+    python benchmarks/trainers.py --case ieee13:10 --only gradmap:1   # one run
+    python benchmarks/trainers.py --case ieee13:10 --timing           # split of a step
+    python benchmarks/trainers.py --case ieee13:10 --report           # stored runs
     python benchmarks/trainers.py --case ieee123:1000 --scale-only --batches 8 16 32
 
-For each case both trainers run with their defaults (paper Table I: batch 500, N_d 20,
-N_p 10 for GradMAP and 60 for GradMA) from the same seed, one after the other in this
-process. Wall-clock counts everything from the first call (the first step includes
-compilation, for both). The targets are GradMA's final levels: its mean cost and mean
-voltage violation per episode over its last 10 % of primal steps. Three speed-ups are
-reported, because under primal-dual learning the cost is not monotone (it falls while
-the duals are zero, then rises as the voltage dual binds):
+The protocol (written down before the runs reported in docs/benchmarks.md, the same
+for both methods):
 
-- `joint` (the headline): for each method, the first primal step at which its cost and
-  its voltage violation, each averaged over the last 10 steps, are both at or below
-  GradMA's final levels; the speed-up is the ratio of those two wall-clock times. The
-  same rule is applied to both methods, so neither is credited for passing through the
-  cost level on the way down while its violations are still large.
-- `cost_only` (the paper's wording, "converging to the same cost level"): GradMA's
-  total wall-clock over the time GradMAP's smoothed cost first reaches GradMA's final
-  cost level. Flattering: GradMAP's cost passes that level before its duals bind.
-- `equal_dual_steps`: both schedules end after the same number of dual updates (20);
-  the ratio of total wall-clock, next to each method's final cost and violation.
+1. Runs. Each method trains with its defaults (paper Table I: batch 500, N_d 20, N_p
+   10 for GradMAP and 60 for GradMA) on the case's environment, built-in feeders with
+   their regulators at `taps="homes"` (what `gridflex train` uses), for seeds 0, 1
+   and 2. The seed draws the placement, the devices, the homes' data, the initial
+   policies and every rollout. A case too large for this CPU at batch 500 runs both
+   methods at the same smaller `--batch`, stated in the result. Every primal step's
+   training-rollout cost and voltage violation (per episode, the figures the duals
+   see) is kept.
+2. Time. A run's time to a step is the step count times the method's seconds per
+   primal step on this machine, measured warm and alone (`--timing`: the median of
+   repeated steps from the initial state, compilation excluded and reported apart).
+   Both methods share the rollout and its gradient, whose cost varies a little over
+   training with the power-flow iterations; the rule keeps the comparison free of
+   whatever else the machine did while the runs were made, so runs may be made side
+   by side. Each run's own wall-clock is kept too and reported as context.
+3. Levels. A run's final level, for cost and for violation separately, is its mean
+   over its last 10 % of primal steps. The *symmetric joint target* of a seed is, for
+   each figure, the worse of the two methods' final levels. A run reaches a target at
+   the first step whose trailing 10-step means of cost and violation are both at or
+   below it (so passing the cost level on the way down while the violations are still
+   large does not count). The speed-up of a seed is GradMA's time to the target over
+   GradMAP's.
+4. Both directions. Also reported: each method's time to GradMAP's final levels and
+   to GradMA's final levels (the ratio when both reach them; "never" when one does
+   not).
+5. Summary. Per case, the median and range over the seeds of every speed-up; final
+   cost and violation of each method per seed. Context only, never the headline: the
+   cost-only time to the symmetric cost target (the paper's wording), and the ratio
+   of whole schedules (equal dual steps).
 
-Beside them, `gradma_when_gradmap_ends`: GradMA's smoothed cost and violation at the
-wall-clock at which GradMAP finished (what the same time budget bought GradMA).
+`--timing` splits a primal step of each method on this machine (warm, median of
+repeats): the rollout alone, the rollout with its gradient (so the adjoint and the
+backward pass apart), and the rest of the step (GradMAP's inner updates with its
+Gauss–Newton matrices and line search; GradMA's one update).
 
-`--reanalyse FILE` recomputes the report from the metrics stored in a result file
-without training again.
-
-`--scale-only` instead runs a few GradMAP primal steps at each batch size in
-`--batches` and reports seconds per primal step and peak memory (each batch in its own
-process), and extrapolates the batch that fits in 48 GB.
-
-Results: `benchmarks/results/trainers_<feeder>_<agents>.json` and a PNG of the two
-training curves against wall-clock.
+Results: `benchmarks/results/trainers/<case>/<method>_seed<k>.json` (per-step
+metrics), `benchmarks/results/trainers_<case>.json` (the report) and `.png` (cost
+and violation of every run against run time).
 """
 
 import argparse
@@ -48,173 +63,360 @@ import time
 import numpy as np
 
 
-def _smooth(x: np.ndarray, window: int) -> np.ndarray:
-    out = np.empty_like(x)
-    for i in range(len(x)):
-        out[i] = x[max(0, i - window + 1) : i + 1].mean()
-    return out
-
-
-def _series(run: list[dict], key: str) -> np.ndarray:
-    return np.array([r[key] for r in run], dtype=float)
-
-
-def _first_at_or_below(run: list[dict], levels: dict[str, float]) -> dict | None:
-    """First primal step whose 10-step smoothed metrics are all at or below `levels`."""
-    ok = np.ones(len(run), dtype=bool)
-    for key, level in levels.items():
-        ok &= _smooth(_series(run, key), 10) <= level
-    hits = np.flatnonzero(ok)
-    if not hits.size:
-        return None
-    i = int(hits[0])
-    return {"step": i + 1, "wall_s": round(float(run[i]["wall_s"]), 1)}
-
-
-def analyse(runs: dict[str, list[dict]]) -> dict:
-    """The three speed-up figures of the module docstring, from per-step metrics."""
-    ma, map_ = runs["gradma"], runs["gradmap"]
-    tail = max(1, len(ma) // 10)
-    levels = {
-        key: float(_series(ma, key)[-tail:].mean())
-        for key in ("cost", "voltage_violation")
-    }
-
-    def summary(run: list[dict]) -> dict:
-        tail = max(1, len(run) // 10)
-        return {
-            "primal_steps": len(run),
-            "wall_s": round(float(run[-1]["wall_s"]), 1),
-            "first_cost": float(run[0]["cost"]),
-            "final_cost": float(_series(run, "cost")[-tail:].mean()),
-            "final_voltage_violation": float(
-                _series(run, "voltage_violation")[-tail:].mean()
-            ),
-            "reaches_joint_level": _first_at_or_below(run, levels),
-        }
-
-    report: dict = {
-        "gradma_final_levels": levels,
-        "gradma": summary(ma),
-        "gradmap": summary(map_),
-    }
-    end = map_[-1]["wall_s"]
-    i = max(0, int(np.searchsorted(_series(ma, "wall_s"), end, side="right")) - 1)
-    report["gradma_when_gradmap_ends"] = {
-        "step": i + 1,
-        "wall_s": round(float(ma[i]["wall_s"]), 1),
-        **{k: float(_smooth(_series(ma, k), 10)[i]) for k in levels},
-    }
-    joint_ma = report["gradma"]["reaches_joint_level"]
-    joint_map = report["gradmap"]["reaches_joint_level"]
-    cost_hit = _first_at_or_below(map_, {"cost": levels["cost"]})
-    report["gradmap"]["reaches_cost_level"] = cost_hit
-    report["speedup"] = {
-        "joint": round(joint_ma["wall_s"] / joint_map["wall_s"], 2)
-        if joint_ma and joint_map
-        else None,
-        "cost_only": round(report["gradma"]["wall_s"] / cost_hit["wall_s"], 2)
-        if cost_hit
-        else None,
-        "equal_dual_steps": round(
-            report["gradma"]["wall_s"] / report["gradmap"]["wall_s"], 2
-        ),
-    }
-    return report
-
-
+METHODS = ("gradma", "gradmap")
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 _KEPT = (
     "step",
     "dual_step",
     "wall_s",
     "cost",
     "voltage_violation",
+    "battery",
     "battery_terminal",
+    "heat_pump",
     "heat_pump_terminal",
+    "generator",
     "lambda_voltage",
     "failed_episodes",
+    "nan_gradient_entries",
     "inner_steps_made",
-    "lr_scale",
     "beta",
+    "step_scale",
     "trust_region_d",
+    "trust_region_d_inner",
 )
 
 
-def _write(f, report: dict, runs: dict[str, list[dict]]) -> None:
-    """The report readable; of the per-step metrics, those in `_KEPT`, one row a line
-    at six significant digits (the file stays small enough to commit)."""
-    rows = {
-        name: [{k: float(f"{r[k]:.6g}") for k in _KEPT if k in r} for r in run]
-        for name, run in runs.items()
+# --- analysis (pure functions of stored metrics) -------------------------------------
+
+
+def _trailing_mean(x: np.ndarray, window: int = 10) -> np.ndarray:
+    c = np.cumsum(np.insert(x, 0, 0.0))
+    i = np.arange(1, len(x) + 1)
+    lo = np.maximum(0, i - window)
+    return (c[i] - c[lo]) / (i - lo)
+
+
+def _series(run: list[dict], key: str) -> np.ndarray:
+    return np.array([r[key] for r in run], dtype=float)
+
+
+def compile_seconds(run: list[dict]) -> float:
+    """The first step's excess over the median of the next ten step durations."""
+    wall = _series(run, "wall_s")
+    steps = np.diff(wall[: min(len(wall), 12)])
+    if not steps.size:
+        return 0.0
+    return float(max(0.0, wall[0] - np.median(steps)))
+
+
+def run_time(run: list[dict]) -> np.ndarray:
+    """Each step's wall-clock since the start, compilation excluded."""
+    return _series(run, "wall_s") - compile_seconds(run)
+
+
+def final_levels(run: list[dict]) -> dict[str, float]:
+    tail = max(1, len(run) // 10)
+    return {
+        k: float(_series(run, k)[-tail:].mean()) for k in ("cost", "voltage_violation")
     }
-    text = json.dumps(report, indent=1)[:-2]
-    body = ",\n".join(
-        f' "{name}": [\n' + ",\n".join("  " + json.dumps(r) for r in run) + "\n ]"
-        for name, run in rows.items()
-    )
-    f.write(text + ',\n "metrics": {\n' + body + "\n }\n}\n")
 
 
-def reanalyse(path: str) -> dict:
-    with open(path) as f:
-        stored = json.load(f)
-    report = {
-        "command": stored["command"],
-        "feeder": stored["feeder"],
-        "agents": stored["agents"],
-        **analyse(stored["metrics"]),
+def time_to(
+    run: list[dict], levels: dict[str, float], seconds_per_step: float
+) -> dict | None:
+    """First step whose trailing 10-step means are all at or below `levels`, and its
+    time by rule 2 (and by the run's own clock, compilation excluded)."""
+    ok = np.ones(len(run), dtype=bool)
+    for key, level in levels.items():
+        ok &= _trailing_mean(_series(run, key)) <= level
+    hits = np.flatnonzero(ok)
+    if not hits.size:
+        return None
+    i = int(hits[0])
+    return {
+        "step": i + 1,
+        "run_s": round((i + 1) * seconds_per_step, 2),
+        "own_clock_s": round(float(run_time(run)[i]), 2),
     }
-    with open(path, "w") as f:
-        _write(f, report, stored["metrics"])
-    print(json.dumps(report, indent=1))
-    return report
 
 
-def compare(feeder: str, agents: int, seed: int, out: str, overrides: dict) -> dict:
-    import jax
+def _ratio(a: dict | None, b: dict | None, key: str = "run_s") -> float | None:
+    if a is None or b is None or b[key] <= 0:
+        return None
+    return round(a[key] / b[key], 2)
 
+
+def analyse_seed(runs: dict[str, list[dict]], seconds: dict[str, float]) -> dict:
+    """Rules 3 and 4 of the protocol (and the context figures) for one seed;
+    `seconds`: each method's seconds per primal step (rule 2)."""
+    ma, gm = runs["gradma"], runs["gradmap"]
+    fin = {m: final_levels(r) for m, r in runs.items()}
+    target = {k: max(fin["gradma"][k], fin["gradmap"][k]) for k in fin["gradma"]}
+
+    def each(levels):
+        return {m: time_to(r, levels, seconds[m]) for m, r in runs.items()}
+
+    joint, to_map, to_ma = each(target), each(fin["gradmap"]), each(fin["gradma"])
+    cost_only = each({"cost": target["cost"]})
+    per_method = {
+        m: {
+            "primal_steps": len(r),
+            "seconds_per_step": seconds[m],
+            "run_s": round(len(r) * seconds[m], 1),
+            "own_clock": {
+                "compile_s": round(compile_seconds(r), 2),
+                "run_s": round(float(run_time(r)[-1]), 1),
+                "median_step_s": round(
+                    float(np.median(np.diff(_series(r, "wall_s")))), 3
+                ),
+            },
+            "final": fin[m],
+            "reaches_joint_target": joint[m],
+            "reaches_gradmap_final": to_map[m],
+            "reaches_gradma_final": to_ma[m],
+            "failed_episodes": float(_series(r, "failed_episodes").sum()),
+        }
+        for m, r in runs.items()
+    }
+    if "trust_region_d" in gm[0]:
+        per_method["gradmap"]["trust_region"] = trust_region_report(gm)
+    return {
+        "joint_target": target,
+        "methods": per_method,
+        "speedup": {
+            "joint": _ratio(joint["gradma"], joint["gradmap"]),
+            "to_gradmap_final": _ratio(to_map["gradma"], to_map["gradmap"]),
+            "to_gradma_final": _ratio(to_ma["gradma"], to_ma["gradmap"]),
+            "context_cost_only": _ratio(cost_only["gradma"], cost_only["gradmap"]),
+            "context_whole_schedules": round(
+                len(ma) * seconds["gradma"] / (len(gm) * seconds["gradmap"]), 2
+            ),
+            "context_joint_by_own_clocks": _ratio(
+                joint["gradma"], joint["gradmap"], "own_clock_s"
+            ),
+        },
+    }
+
+
+def trust_region_report(run: list[dict], n_primal: int = 10, delta: float = 1e-3):
+    """After the first dual step: the share of primal steps whose D lies in
+    [delta / 1.5, 1.5 delta], and the distribution of inner updates made."""
+    after = run[n_primal:]
+    d = _series(after, "trust_region_d")
+    made = _series(after, "inner_steps_made")
+    bins = [0, 1, 21, 41, 61, 80, 81]
+    hist = np.histogram(made, bins=bins)[0]
+    return {
+        "share_in_band": round(
+            float(np.mean((d >= delta / 1.5) & (d <= 1.5 * delta))), 3
+        ),
+        "d_over_delta_quantiles_10_50_90": np.round(
+            np.quantile(d / delta, [0.1, 0.5, 0.9]), 3
+        ).tolist(),
+        "inner_updates_made": {
+            f"{lo}-{hi - 1}": int(c) for lo, hi, c in zip(bins[:-1], bins[1:], hist)
+        },
+        "step_scale_quantiles_10_50_90": np.round(
+            np.quantile(_series(after, "step_scale"), [0.1, 0.5, 0.9]), 3
+        ).tolist()
+        if "step_scale" in after[0]
+        else None,
+    }
+
+
+def summarise(per_seed: dict[int, dict]) -> dict:
+    """Rule 5: median and range over seeds of every speed-up."""
+    out = {}
+    for key in next(iter(per_seed.values()))["speedup"]:
+        values = [s["speedup"][key] for s in per_seed.values()]
+        known = [v for v in values if v is not None]
+        out[key] = {
+            "per_seed": values,
+            "median": round(float(np.median(known)), 2) if known else None,
+            "range": [min(known), max(known)] if known else None,
+            "seeds_without_a_figure": len(values) - len(known),
+        }
+    return out
+
+
+# --- runs ----------------------------------------------------------------------------
+
+
+def _case_dir(case: str, batch: int | None) -> str:
+    feeder, agents = case.split(":")
+    name = f"{feeder}_{agents}" + (f"_b{batch}" if batch else "")
+    return os.path.join(RESULTS, "trainers", name)
+
+
+def _environment(case: str, seed: int):
     import gridflex as gf
     from gridflex.env import make_environment
-    from gridflex.plots import plot_training_curves
-    from gridflex.training import fit, GradMA, GradMAP
 
-    env = make_environment(getattr(gf.feeders, feeder)(), agents, seed=seed)
-    runs = {}
-    for name, trainer in (
-        ("gradma", GradMA(**overrides.get("gradma", {}))),
-        ("gradmap", GradMAP(**overrides.get("gradmap", {}))),
-    ):
-        t0 = time.perf_counter()
-        result = fit(env, trainer, key=jax.random.key(seed), progress=True)
-        runs[name] = result.metrics
-        print(
-            f"{name}: {len(result.metrics)} steps in {time.perf_counter() - t0:.1f} s"
-        )
-    report = {
-        "command": "python benchmarks/trainers.py " + " ".join(sys.argv[1:]),
-        "feeder": feeder,
-        "agents": agents,
-        **analyse(runs),
-    }
+    feeder, agents = case.split(":")
+    return make_environment(
+        getattr(gf.feeders, feeder)(taps="homes"), int(agents), seed=seed
+    )
+
+
+def _trainer(method: str, batch: int | None):
+    from gridflex.training import TRAINERS
+
+    cls = TRAINERS[method]
+    return cls() if batch is None else cls(batch=batch)
+
+
+def one_run(case: str, method: str, seed: int, batch: int | None) -> str:
+    import jax
+
+    from gridflex.training import fit
+
+    env = _environment(case, seed)
+    trainer = _trainer(method, batch)
+    result = fit(env, trainer, key=jax.random.key(seed), progress=True)
+    rows = [{k: float(f"{r[k]:.6g}") for k in _KEPT if k in r} for r in result.metrics]
+    out = _case_dir(case, batch)
     os.makedirs(out, exist_ok=True)
-    stem = os.path.join(out, f"trainers_{feeder}_{agents}")
+    path = os.path.join(out, f"{method}_seed{seed}.json")
+    record = {
+        "command": "python benchmarks/trainers.py " + " ".join(sys.argv[1:]),
+        "case": case,
+        "method": method,
+        "seed": seed,
+        "batch": trainer.batch,
+        "train_seconds": round(result.train_seconds, 1),
+    }
+    with open(path, "w") as f:
+        f.write(json.dumps(record)[:-1] + ', "metrics": [\n')
+        f.write(",\n".join(json.dumps(r) for r in rows) + "\n]}\n")
+    print(f"{method} seed {seed}: {len(rows)} steps, {result.train_seconds:.0f} s")
+    return path
+
+
+def report(case: str, batch: int | None, seeds: list[int]) -> dict:
+    from gridflex.plots import plot_training_curves
+
+    folder = _case_dir(case, batch)
+    timing_path = os.path.join(RESULTS, f"timing_{os.path.basename(folder)}.json")
+    if not os.path.exists(timing_path):
+        raise SystemExit(f"run --timing first: {timing_path} is missing")
+    with open(timing_path) as f:
+        measured = json.load(f)
+    seconds = {m: measured[m]["primal_step_s"] for m in METHODS}
+    per_seed, curves = {}, {}
+    for seed in seeds:
+        runs = {}
+        for m in METHODS:
+            path = os.path.join(folder, f"{m}_seed{seed}.json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    runs[m] = json.load(f)["metrics"]
+        if len(runs) < len(METHODS):
+            print(f"seed {seed}: missing runs in {folder}", file=sys.stderr)
+            continue
+        per_seed[seed] = analyse_seed(runs, seconds)
+        for m, r in runs.items():
+            label = f"{'GradMA' if m == 'gradma' else 'GradMAP'}, seed {seed}"
+            curves[label] = [{**row, "wall_s": row["step"] * seconds[m]} for row in r]
+    if not per_seed:
+        raise SystemExit(f"no complete seed in {folder}")
+    out = {
+        "command": "python benchmarks/trainers.py " + " ".join(sys.argv[1:]),
+        "case": case,
+        "batch": batch or 500,
+        "seeds": sorted(per_seed),
+        "seconds_per_primal_step": seconds,
+        "summary": summarise(per_seed),
+        "per_seed": {str(k): v for k, v in per_seed.items()},
+    }
+    stem = os.path.join(RESULTS, "trainers_" + os.path.basename(folder))
     with open(stem + ".json", "w") as f:
-        _write(f, report, runs)
-    plot_training_curves(runs, stem + ".png", keys=("cost", "voltage_violation"))
-    print(json.dumps(report, indent=1))
-    return report
+        json.dump(out, f, indent=1)
+        f.write("\n")
+    plot_training_curves(curves, stem + ".png", keys=("cost", "voltage_violation"))
+    print(json.dumps(out["summary"], indent=1))
+    return out
+
+
+# --- timing: where a primal step's time goes ------------------------------------
+
+
+def timing(case: str, batch: int | None, repeats: int = 9) -> dict:
+    import equinox as eqx
+    import jax
+
+    from gridflex.env import PolicyController
+    from gridflex.training import batch_gradient, sample_days
+
+    env = _environment(case, 0)
+    out: dict = {"case": case, "batch": batch or 500}
+
+    def clock(fn, *args) -> tuple[float, float]:
+        """(first call, median of the repeats)"""
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        first = time.perf_counter() - t0
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            times.append(time.perf_counter() - t0)
+        return first, float(np.median(times))
+
+    for method in METHODS:
+        trainer = _trainer(method, batch)
+        state = trainer.init(env, jax.random.key(0))
+        days = sample_days(jax.random.key(1), env, trainer.batch)
+
+        def forward(env, state, days):
+            r = env.rollout(
+                PolicyController(state.policy),
+                state.lambdas,
+                jax.random.key(2),
+                days,
+                record=True,
+            )
+            return r.lagrangian
+
+        _, rollout = clock(eqx.filter_jit(forward), env, state, days)
+        _, gradient = clock(
+            eqx.filter_jit(lambda t, e, s: batch_gradient(t, e, s)[2].g),
+            trainer,
+            env,
+            state,
+        )
+        first, step = clock(eqx.filter_jit(trainer.step), env, state)
+        out[method] = {
+            "compile_s": round(first - step, 2),
+            "rollout_s": round(rollout, 3),
+            "adjoint_and_backward_s": round(gradient - rollout, 3),
+            "rollout_with_gradient_s": round(gradient, 3),
+            "rest_of_step_s": round(step - gradient, 3),
+            "primal_step_s": round(step, 3),
+            "rest_over_rollout_with_gradient": round((step - gradient) / gradient, 3),
+        }
+    out["command"] = "python benchmarks/trainers.py " + " ".join(sys.argv[1:])
+    name = os.path.basename(_case_dir(case, batch))
+    path = os.path.join(RESULTS, f"timing_{name}.json")
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
+        f.write("\n")
+    print(json.dumps(out, indent=1))
+    return out
+
+
+# --- scale: seconds and memory per primal step at 1,000 homes -------------------------
 
 
 def one_scale_point(feeder: str, agents: int, batch: int, steps: int) -> dict:
     import equinox as eqx
     import jax
 
-    import gridflex as gf
-    from gridflex.env import make_environment
     from gridflex.training import GradMAP
 
-    env = make_environment(getattr(gf.feeders, feeder)(), agents, seed=0)
-    trainer = GradMAP(batch=batch, minibatch=min(64, batch))
+    env = _environment(f"{feeder}:{agents}", 0)
+    trainer = GradMAP(batch=batch, minibatch=min(8, batch))
     state = trainer.init(env, jax.random.key(0))
     step = eqx.filter_jit(trainer.step)
     t0 = time.perf_counter()
@@ -237,7 +439,7 @@ def one_scale_point(feeder: str, agents: int, batch: int, steps: int) -> dict:
     }
 
 
-def scale(feeder: str, agents: int, batches: list[int], steps: int, out: str) -> dict:
+def scale(feeder: str, agents: int, batches: list[int], steps: int) -> dict:
     points = []
     for b in batches:
         cmd = [sys.executable, __file__, "--point", f"{feeder}:{agents}:{b}:{steps}"]
@@ -250,7 +452,7 @@ def scale(feeder: str, agents: int, batches: list[int], steps: int, out: str) ->
     b = np.array([p["batch"] for p in points], dtype=float)
     mem = np.array([p["peak_rss_mb"] for p in points])
     slope, intercept = np.polyfit(b, mem, 1) if len(points) > 1 else (np.nan, np.nan)
-    report = {
+    out = {
         "command": "python benchmarks/trainers.py " + " ".join(sys.argv[1:]),
         "feeder": feeder,
         "agents": agents,
@@ -261,48 +463,47 @@ def scale(feeder: str, agents: int, batches: list[int], steps: int, out: str) ->
         if slope > 0
         else None,
     }
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, f"scale_{feeder}_{agents}.json"), "w") as f:
-        json.dump(report, f, indent=1)
-    print(json.dumps(report, indent=1))
-    return report
+    with open(os.path.join(RESULTS, f"scale_{feeder}_{agents}.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    print(json.dumps(out, indent=1))
+    return out
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--case", default="ieee13:10", help="feeder:agents")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--batch", type=int, help="episodes per primal step (both methods)")
+    p.add_argument("--only", metavar="METHOD:SEED", help="make one run and stop")
+    p.add_argument("--report", action="store_true", help="report the stored runs")
+    p.add_argument("--timing", action="store_true", help="split a primal step")
     p.add_argument("--scale-only", action="store_true")
     p.add_argument("--batches", type=int, nargs="+", default=[8, 16, 32])
     p.add_argument("--steps", type=int, default=3, help="timed steps per scale point")
     p.add_argument("--point", help=argparse.SUPPRESS)
-    p.add_argument("--reanalyse", metavar="FILE", help="recompute a stored comparison")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="TRAINER.KEY=VALUE",
-        help="override a trainer setting for the comparison, e.g. gradma.batch=100",
-    )
-    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = p.parse_args(argv)
     if args.point:
         feeder, agents, batch, steps = args.point.split(":")
         print(json.dumps(one_scale_point(feeder, int(agents), int(batch), int(steps))))
         return 0
-    if args.reanalyse:
-        reanalyse(args.reanalyse)
-        return 0
-    feeder, agents = args.case.split(":")
     if args.scale_only:
-        scale(feeder, int(agents), args.batches, args.steps, args.out)
+        feeder, agents = args.case.split(":")
+        scale(feeder, int(agents), args.batches, args.steps)
         return 0
-    overrides: dict = {}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        trainer, field = key.split(".", 1)
-        overrides.setdefault(trainer, {})[field] = json.loads(value)
-    compare(feeder, int(agents), args.seed, args.out, overrides)
+    if args.timing:
+        timing(args.case, args.batch)
+        return 0
+    if args.only:
+        method, seed = args.only.split(":")
+        one_run(args.case, method, int(seed), args.batch)
+        return 0
+    if not args.report:
+        folder = _case_dir(args.case, args.batch)
+        for seed in args.seeds:
+            for m in METHODS:
+                if not os.path.exists(os.path.join(folder, f"{m}_seed{seed}.json")):
+                    one_run(args.case, m, seed, args.batch)
+    report(args.case, args.batch, args.seeds)
     return 0
 
 

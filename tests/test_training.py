@@ -103,24 +103,33 @@ def test_gradmap_beta_sets_how_far_the_inner_updates_move():
 
 def test_gradmap_ends_inside_the_trust_region_from_a_far_off_beta():
     # With beta far too small (as after a run of tiny steps) the inner updates
-    # overshoot the trust region by orders of magnitude; the line search along
+    # overshoot the trust region several times over; the line search along
     # their step brings D back into the band.
     e = env()
     trainer = GradMAP(n_dual=1, n_primal=1, batch=16, inner_steps=40)
     state = trainer.init(e, jax.random.key(0))
     state = eqx.tree_at(lambda s: s.beta, state, jnp.asarray(0.03))
     _, m = eqx.filter_jit(trainer.step)(e, state)
-    assert float(m["trust_region_d_inner"]) > 10 * trainer.trust_region
+    assert float(m["trust_region_d_inner"]) > 4 * trainer.trust_region
     assert _in_band(float(m["trust_region_d"]), trainer.trust_region)
 
 
 def test_gradma_rpo_stops_at_its_target_kl():
+    # PPO's early stop: the inner updates end once a minibatch's KL passes 1.5
+    # target_kl (here within a few updates); without it all are made, and the KL
+    # penalty alone keeps the step near the target.
     e = env()
-    trainer = GradMARPO(n_dual=1, n_primal=1, batch=16, inner_steps=40, lr=0.03)
-    state = trainer.init(e, jax.random.key(0))
-    _, m = eqx.filter_jit(trainer.step)(e, state)
-    assert float(m["inner_steps_made"]) < trainer.inner_steps
-    assert float(m["kl"]) < 3 * trainer.target_kl
+    figures = []
+    for target in (0.02, float("inf")):
+        trainer = GradMARPO(
+            n_dual=1, n_primal=1, batch=16, inner_steps=40, target_kl=target
+        )
+        state = trainer.init(e, jax.random.key(0))
+        _, m = eqx.filter_jit(trainer.step)(e, state)
+        figures.append((float(m["inner_steps_made"]), float(m["kl"])))
+    (made, kl), (made_free, kl_free) = figures
+    assert made < 10 and kl < 3 * 0.02, figures
+    assert made_free == 40 and kl_free < 3 * 0.02, figures
 
 
 def test_gradma_stays_bounded_at_large_duals():

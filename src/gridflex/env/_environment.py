@@ -58,6 +58,9 @@ class EnvConfig(eqx.Module):
         chunks of this size (memory grows with the chunk, not the batch). `None`: all.
     - `peak_quantile`: a home's peak demand, for placement, is this quantile of its
         load over the training days.
+    - `voltage_scale_pu`: the voltage channel's unit: the channel is the day's mean,
+        over steps, of the largest limit violation at any node, divided by this
+        (default 0.01 pu, a tenth of the allowed band; see `Environment`).
     """
 
     v_min_pu: float = 0.95
@@ -69,7 +72,7 @@ class EnvConfig(eqx.Module):
     voltage_constraint: bool = True
     episode_chunk: int | None = None
     peak_quantile: float = 0.99
-    voltage_norm: float = 1.0
+    voltage_scale_pu: float = 0.01
 
     def __check_init__(self):
         if not 0 < self.v_min_pu < self.v_max_pu:
@@ -81,6 +84,8 @@ class EnvConfig(eqx.Module):
             raise ValueError(f"load_pf = {self.load_pf} must be in (0, 1].")
         if self.n_steps < 1 or not self.dt_h > 0:
             raise ValueError("n_steps must be >= 1 and dt_h > 0.")
+        if not self.voltage_scale_pu > 0:
+            raise ValueError(f"voltage_scale_pu = {self.voltage_scale_pu} must be > 0.")
         if self.episode_chunk is not None and self.episode_chunk < 1:
             raise ValueError(f"episode_chunk = {self.episode_chunk} must be >= 1.")
 
@@ -217,8 +222,10 @@ class Environment(eqx.Module):
     """Homes with devices, PV and uncontrollable load, on a feeder, for one day.
 
     Build one with `make_environment`. Channels: `"voltage"` is, per step, the
-    largest limit violation over all nodes (pu), summed over the day's steps (so its
-    dual ascends fast enough for the limits to bind within a run); each device kind
+    largest limit violation over all nodes, averaged over the day's steps and divided
+    by `EnvConfig.voltage_scale_pu` (0.01 pu: a 1 % excursion at every step is one
+    unit; in these units the channel is of the size of the cost term per agent, and
+    its dual binds within a run's twenty dual steps); each device kind
     adds its per-step channel (the normalised implied-state violation, plus any
     excursion of the raw action beyond [-1, 1] — the command range is a constraint
     too, and the clip would otherwise hide it from the gradient — averaged over the
@@ -443,11 +450,10 @@ class Environment(eqx.Module):
         (state, _, _, failed), (per_step, trace) = jax.lax.scan(
             jax.checkpoint(step_fn), init, xs
         )
-        # Devices' per-step channels are means over the day; the voltage channel is
-        # the day's sum (DESIGN §7), so its dual ascends n_steps times faster and
-        # the network limits bind within a run's twenty dual steps.
+        # Per-step channels are means over the day, each in its own unit: a device's
+        # range for the devices, `voltage_scale_pu` for the voltage.
         channels = {c: jnp.mean(v) for c, v in per_step.items()}
-        channels[VOLTAGE] = jnp.sum(per_step[VOLTAGE]) / cfg.voltage_norm
+        channels[VOLTAGE] = channels[VOLTAGE] / cfg.voltage_scale_pu
         for k, dev in self.population.groups.items():
             channel = type(dev).terminal_channel
             if channel is not None:

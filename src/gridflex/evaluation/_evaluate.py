@@ -108,17 +108,15 @@ def evaluate(
     costs, channels, failed, v_min, v_max, p_kw, v_viol = out
     ratings = np.asarray(env.ratings_kw())
     n = env.n_agents
-    # Report each channel summed over the days in its own units: the voltage
-    # channel is already a day's sum (of the per-step largest violation, divided by
-    # `voltage_norm`), so it is summed over days and put back in pu·steps; device
-    # channels are per-step, per-agent means (terminal ones per-agent), so they are
-    # summed back over steps and devices too.
+    # Report each channel summed over steps, devices and days: the voltage channel
+    # (a per-step mean in units of `voltage_scale_pu`) back in pu·steps; device
+    # channels are per-step, per-agent means (terminal ones per-agent).
     terminal = set(env.terminal_channels)
     n_steps = env.config.n_steps
 
     def total(c: str, v: np.ndarray) -> float:
         if c == VOLTAGE:
-            return float(np.sum(v) * env.config.voltage_norm)
+            return float(np.sum(v) * env.config.voltage_scale_pu * n_steps)
         return float(np.sum(v) * n * (1 if c in terminal else n_steps))
 
     sums = {c: total(c, v) for c, v in channels.items()}

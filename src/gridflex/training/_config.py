@@ -56,7 +56,7 @@ def default_config() -> dict[str, Any]:
             "load_pf": env.load_pf,
             "cost_weight": env.cost_weight,
             "voltage_constraint": env.voltage_constraint,
-            "voltage_norm": env.voltage_norm,
+            "voltage_scale_pu": env.voltage_scale_pu,
             "episode_chunk": 0,
         },
         **{name: _trainer_defaults(cls) for name, cls in TRAINERS.items()},

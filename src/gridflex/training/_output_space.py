@@ -79,10 +79,13 @@ def gauss_newton(
     # column i of every agent's Jacobian: [P, sample, agent, k]
     cols = jax.vmap(lambda t: jax.jvp(f, (flat,), (t,))[1])(basis)
     samples = cols.shape[1]
-    gn = jnp.einsum("isak,jsak->aij", cols, cols) / samples
+    rows = jnp.moveaxis(cols, 0, -1)  # [sample, agent, k, P]
+    rows = jnp.moveaxis(rows, 1, 0).reshape(n, -1, p)  # [agent, sample * k, P]
+    gn = jnp.matmul(jnp.swapaxes(rows, 1, 2), rows) / samples
     mean_diag = jnp.mean(jnp.diagonal(gn, axis1=1, axis2=2), axis=1)
     eye = jnp.eye(p, dtype=gn.dtype)
-    return gn + (damping * mean_diag + jnp.finfo(gn.dtype).tiny)[:, None, None] * eye
+    shift = damping * mean_diag + jnp.finfo(gn.dtype).tiny
+    return gn + shift[:, None, None] * eye[None]
 
 
 def output_space_sgd(
@@ -103,12 +106,16 @@ def output_space_sgd(
     (`gauss_newton=None`: the same state, for `init`.)"""
     if gauss_newton is None:
         return optax.chain(optax.identity(), optax.sgd(lr))
+    # inverted once per primal step: one batched matrix-vector product per update
+    # is far cheaper on a CPU than two batched triangular solves
     chol = jnp.linalg.cholesky(gauss_newton)
+    eye = jnp.broadcast_to(jnp.eye(gauss_newton.shape[-1]), gauss_newton.shape)
+    inverse = jax.vmap(lambda c, i: jsl.cho_solve((c, True), i))(chol, eye)
 
     def precondition(updates, params):
         del params
         flat = _flatten(updates, n_agents)
-        solved = jax.vmap(lambda c, b: jsl.cho_solve((c, True), b))(chol, flat)
+        solved = jnp.einsum("apq,aq->ap", inverse, flat)
         move = lr * jnp.sqrt(jnp.einsum("ap,apq,aq->a", solved, gauss_newton, solved))
         cap = jnp.minimum(1.0, max_move / jnp.maximum(move, jnp.finfo(move.dtype).tiny))
         return _unflatten(solved * cap[:, None], updates)

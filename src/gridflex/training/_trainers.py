@@ -214,7 +214,6 @@ class GradMAP(AbstractTrainer):
     def step(self, env, state):
         key, k_inner, grad = batch_gradient(self, env, state)
         k_inner, k_mb, k_ls = jax.random.split(k_inner, 3)
-        size = min(self.minibatch, self.batch)
         # mean(g * d) over episodes, steps and agents is the first-order change of the
         # objective (the Lagrangian per agent and day).
         g = objective_gradient(env, grad)
@@ -283,8 +282,9 @@ class GradMAP(AbstractTrainer):
             p = jax.tree.map(lambda a, b: a + scale * b, old, direction)
             return eqx.combine(p, static)
 
-        # searched on a subsample of the cached episodes, reported on all of them
-        probe = jax.random.choice(k_ls, self.batch, (size,), replace=False)
+        # measured on 32 of the cached episodes (3,072 steps of every agent): on all
+        # 500 each measurement costs as much as 30 inner updates
+        probe = jax.random.choice(k_ls, self.batch, (min(32, self.batch),), False)
 
         def distance(scale, episodes=probe):
             o, _ = policy_outputs(along(scale), grad.obs[episodes])
@@ -305,7 +305,6 @@ class GradMAP(AbstractTrainer):
             scale = scale * jnp.clip(ratio, 1 / 16, 4.0)
             d_mean = distance(scale)
         policy = along(scale)
-        d_mean = distance(scale, jnp.arange(self.batch))
         # beta stays within six orders of magnitude of its start, so a run of
         # degenerate steps (a zero gradient) cannot drive it to zero or infinity.
         start = self.beta_start
