@@ -67,24 +67,18 @@ METHODS = ("gradma", "gradmap")
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 _KEPT = (
     "step",
-    "dual_step",
     "wall_s",
     "cost",
     "voltage_violation",
-    "battery",
     "battery_terminal",
-    "heat_pump",
     "heat_pump_terminal",
-    "generator",
     "lambda_voltage",
     "failed_episodes",
-    "nan_gradient_entries",
     "inner_steps_made",
-    "beta",
     "step_scale",
     "trust_region_d",
-    "trust_region_d_inner",
 )
+"""The per-step metrics a stored run keeps (one column each, five digits)."""
 
 
 # --- analysis (pure functions of stored metrics) -------------------------------------
@@ -274,7 +268,6 @@ def one_run(case: str, method: str, seed: int, batch: int | None) -> str:
     env = _environment(case, seed)
     trainer = _trainer(method, batch)
     result = fit(env, trainer, key=jax.random.key(seed), progress=True)
-    rows = [{k: float(f"{r[k]:.6g}") for k in _KEPT if k in r} for r in result.metrics]
     out = _case_dir(case, batch)
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, f"{method}_seed{seed}.json")
@@ -286,11 +279,28 @@ def one_run(case: str, method: str, seed: int, batch: int | None) -> str:
         "batch": trainer.batch,
         "train_seconds": round(result.train_seconds, 1),
     }
-    with open(path, "w") as f:
-        f.write(json.dumps(record)[:-1] + ', "metrics": [\n')
-        f.write(",\n".join(json.dumps(r) for r in rows) + "\n]}\n")
-    print(f"{method} seed {seed}: {len(rows)} steps, {result.train_seconds:.0f} s")
+    write_run(path, record, result.metrics)
+    print(f"{method} seed {seed}: {len(result.metrics)} steps")
     return path
+
+
+def write_run(path: str, record: dict, rows: list[dict]) -> None:
+    """A run's record and its metrics in `_KEPT`, one column per metric."""
+    columns = {k: [float(f"{r[k]:.5g}") for r in rows] for k in _KEPT if k in rows[0]}
+    lines = ",\n".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in columns.items())
+    with open(path, "w") as f:
+        f.write(json.dumps(record)[:-1] + ', "metrics": {\n' + lines + "\n}}\n")
+
+
+def read_run(path: str) -> tuple[dict, list[dict]]:
+    """`(record, rows)` of a stored run (stored as columns, or as rows)."""
+    with open(path) as f:
+        stored = json.load(f)
+    metrics = stored.pop("metrics")
+    if isinstance(metrics, dict):
+        keys = list(metrics)
+        metrics = [dict(zip(keys, values)) for values in zip(*metrics.values())]
+    return stored, metrics
 
 
 def report(case: str, batch: int | None, seeds: list[int]) -> dict:
@@ -309,8 +319,7 @@ def report(case: str, batch: int | None, seeds: list[int]) -> dict:
         for m in METHODS:
             path = os.path.join(folder, f"{m}_seed{seed}.json")
             if os.path.exists(path):
-                with open(path) as f:
-                    runs[m] = json.load(f)["metrics"]
+                runs[m] = read_run(path)[1]
         if len(runs) < len(METHODS):
             print(f"seed {seed}: missing runs in {folder}", file=sys.stderr)
             continue
@@ -333,9 +342,72 @@ def report(case: str, batch: int | None, seeds: list[int]) -> dict:
     with open(stem + ".json", "w") as f:
         json.dump(out, f, indent=1)
         f.write("\n")
-    plot_training_curves(curves, stem + ".png", keys=("cost", "voltage_violation"))
+    plot_training_curves(
+        curves,
+        stem + ".png",
+        keys=("cost", "voltage_violation"),
+        units={"voltage_violation": "0.01 pu, day mean", "cost": "GBP/episode"},
+        title=f"GradMAP and GradMA on {case}, seeds {sorted(per_seed)}",
+    )
+    plot_case(case, curves, stem + "_duals.png")
     print(json.dumps(out["summary"], indent=1))
     return out
+
+
+def plot_case(case: str, curves: dict[str, list[dict]], path: str) -> None:
+    """Cost, voltage channel, voltage dual and GradMAP's D against its band, per run,
+    against run time (rule 2)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = (
+        ("cost", "cost [GBP/episode]"),
+        ("voltage_violation", "voltage channel [0.01 pu, day mean]"),
+        ("lambda_voltage", "voltage dual [–]"),
+        ("trust_region_d", "GradMAP's D / δ [–]"),
+    )
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 11), sharex=True)
+    colours = {"GradMA": "tab:blue", "GradMAP": "tab:orange"}
+    for label, rows in curves.items():
+        method = label.split(",")[0]
+        first = label.endswith("seed 0")
+        t = np.array([r["wall_s"] for r in rows])
+        for ax, (key, _) in zip(axes, panels, strict=True):
+            if key not in rows[0]:
+                continue
+            y = np.array([r[key] for r in rows])
+            if key == "trust_region_d":
+                y = y / 1e-3
+                ax.plot(t, y, ".", ms=2, color=colours[method], alpha=0.6)
+                continue
+            if key != "lambda_voltage":
+                y = _trailing_mean(y)
+            ax.plot(
+                t,
+                y,
+                color=colours[method],
+                alpha=1.0 if first else 0.35,
+                lw=1.2,
+                label=label if key == "cost" else None,
+            )
+    axes[3].axhspan(1 / 1.5, 1.5, color="tab:green", alpha=0.15, label="band")
+    axes[3].set_yscale("log")
+    axes[3].legend(fontsize="small")
+    axes[1].set_yscale("log")
+    for ax, (_, name) in zip(axes, panels, strict=True):
+        ax.set_ylabel(name)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize="small", ncol=2)
+    axes[-1].set_xlabel("run time [s] (primal steps × measured seconds per step)")
+    fig.suptitle(
+        f"{case}: training rollouts (10-step means), the voltage dual and GradMAP's "
+        "trust region"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 # --- timing: where a primal step's time goes ------------------------------------

@@ -256,10 +256,12 @@ def test_naive_rule_and_observations():
     for j in (1, 2, 3, 4, 5, 6):  # normalised features stay near [0, 1]
         assert -0.05 <= obs[..., j].min() and obs[..., j].max() <= 1.05, j
     assert int(r.n_failed) == 0
-    # The voltage channel is the day's sum of the per-step largest violation.
-    per_day = np.asarray(tr.voltage_violation).sum(axis=1).mean()
+    # The voltage channel is the day's mean of the per-step largest violation, in
+    # units of voltage_scale_pu.
+    per_day = np.asarray(tr.voltage_violation).mean(axis=1).mean()
     assert per_day > 0
-    assert float(r.channels["voltage"]) == pytest.approx(per_day, rel=1e-9)
+    expected = per_day / e.config.voltage_scale_pu
+    assert float(r.channels["voltage"]) == pytest.approx(expected, rel=1e-9)
 
 
 def test_failed_power_flows_are_masked_and_counted():

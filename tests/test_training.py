@@ -315,6 +315,10 @@ def test_train_writes_the_output_contract(tmp_path):
         assert key in report, key
     for key in keys[:3] + keys[5:]:
         assert key in report["naive"], key
+    for r in (report, report["naive"]):  # the voltage channel, back in pu·steps
+        volt = r["voltage_violation_sum_pu"]
+        assert r["channels_sum"]["voltage"] == pytest.approx(volt, rel=1e-5)
+    assert report["naive"]["voltage_violation_sum_pu"] > 0
     assert report["method"] == "gradmap" and report["primal_steps"] == 2
     rows = read_metrics(tmp_path)
     assert [r["step"] for r in rows] == [1, 2]

@@ -27,7 +27,7 @@ METRIC_UNITS: dict[str, str] = {
     "cost": "{currency}/day",
     "total_cost": "{currency}",
     "lagrangian": "–",
-    "voltage_violation": "p.u.",
+    "voltage_violation": "0.01 pu, day mean",
     "voltage_violation_max": "p.u.",
     "battery_energy": "–",
     "battery_terminal": "–",

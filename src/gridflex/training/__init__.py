@@ -22,4 +22,8 @@ from ._config import (
     TRAINERS as TRAINERS,
 )
 from ._loop import fit as fit, FitResult as FitResult
+from ._output_space import (
+    gauss_newton as gauss_newton,
+    output_space_sgd as output_space_sgd,
+)
 from ._trainers import GradMA as GradMA, GradMAP as GradMAP, GradMARPO as GradMARPO

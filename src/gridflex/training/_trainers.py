@@ -7,12 +7,11 @@ flow). They differ in what they do with it:
 
 - `GradMA`: one parameter update per rollout (a fresh environment gradient for every
     update).
-- `GradMAP`: K cheap updates (each on a minibatch of the cached episodes, with a
-    fresh Adam per primal step, its step size proportional to `1 / beta`) of the
-    proximal surrogate `mean(g * (o_theta - o_old)) - c_ent H + beta/2 mean
-    |o_theta - o_old|^2`, a trust region in policy-output space whose coefficient
-    beta adapts so that the mean squared output change D stays near `delta` (PPO's
-    KL-penalty rule, the factor matched to the miss: see `GradMAP`).
+- `GradMAP`: K cheap updates (each on a minibatch of the cached episodes, steps in
+    output space of size proportional to `1 / beta`) of the proximal surrogate
+    `mean(g * (o_theta - o_old)) - c_ent H + beta/2 mean |o_theta - o_old|^2`, a trust
+    region in policy-output space; a line search on the step's length makes the mean
+    squared output change D equal `delta`, and beta follows it (see `GradMAP`).
 - `GradMARPO`: the same cached gradients with a PPO-style probability-ratio gate and
     a KL penalty in distribution space.
 
@@ -20,8 +19,9 @@ Defaults follow the paper's Table I where its text survived (batch 500, Adam, N_
 N_p 10 for GradMAP/GradMA-RPO and 60 for GradMA, K 80, dual learning rate 150, initial
 std 0.14 (log -2), entropy 0.01, KL 0.2); the learning rates and the trust-region
 target were lost with the table's numbers and are ours, as are the minibatches of
-the inner updates (64 of the 500 cached episodes each: the surrogate is a mean over
-samples, and on small feeders the full-batch inner loop would cost several rollouts).
+the inner updates (GradMAP 8, GradMA-RPO 64 of the 500 cached episodes each: the
+surrogate is a mean over samples, and a full-batch inner loop would cost several
+rollouts).
 """
 
 import equinox as eqx
@@ -163,22 +163,31 @@ class GradMAP(AbstractTrainer):
     defined. `trust_region` is the target `delta` of the mean squared output change
     `D = mean |d|^2` after the inner updates.
 
-    `beta` governs `D`. The inner updates are gradient steps on `S / rms(g)` with
-    momentum, step size `lr / beta`, each parameter's step divided by its
-    Gauss–Newton curvature `diag(J^T J)` (fixed for the primal step): a linear map of
-    the surrogate's gradient, so the parameters move in proportion to `1 / beta` and
-    `D` scales as `1 / beta^2`, whether the updates stop short of the surrogate's
-    minimum or reach it. After each primal step, when `D` has left the band
-    `[delta / 1.5, 1.5 delta]`, `beta` is multiplied by `sqrt(D / delta)`, bounded by
-    PPO's factor 2 (PPO's KL-penalty rule with the factor matched to the miss: a
-    fixed doubling, which quarters `D`, would jump across the band).
+    `beta` governs `D`, in three parts (docs/training.md has the measurements):
+
+    - The inner updates are gradient steps on `S / rms(g)` (the same minimiser),
+      each agent's gradient preconditioned by the inverse of its Gauss–Newton matrix
+      of the outputs (`gauss_newton`, from `curvature_samples` cached samples, fixed
+      for the primal step): steps of a prescribed length in output space.
+    - Their step size is `lr * N / beta` (`N` agents): each update closes the share
+      `lr` of the way to the surrogate's minimum, and the forcing's step scales with
+      `1 / beta`, so the outputs move in proportion to `1 / beta` (`D` as
+      `1 / beta^2`) whether the updates stop short of the minimum or reach it. One
+      update moves no agent's outputs by more than `max_move * sqrt(delta)` (the
+      cached gradient is heavy-tailed).
+    - The updates aim at `delta / inner_margin^2` (with `inner_margin` times the last
+      step's multiplier), and a line search then scales the parameter change so
+      that `D = delta` on 32 cached episodes; `beta / scale`, the multiplier that
+      made the step, starts the next one. This is PPO's adaptive KL-penalty rule made
+      exact for a penalty whose step is linear in `1 / beta` (PPO's fixed doubling,
+      which quarters `D`, would jump across the band `[delta / 1.5, 1.5 delta]`).
 
     Why not Adam, as the paper's other updates: Adam moves every parameter by about
     its learning rate on its first update whatever the gradient's scale, so a fresh
     Adam per primal step cannot be steered by `beta` (measured on IEEE 13 / 10: `D`
     inside the band on 17 % of primal steps, the rest bimodal at 0.5 and 2.8
-    `delta`), and with `lr` tied to `1 / beta` it jumped between one update at 5
-    `delta` and 80 updates at 0.01 `delta`.
+    `delta`), and with its learning rate tied to `1 / beta` it jumped between one
+    update at 5 `delta` and 80 updates at 0.01 `delta`.
 
     `early_stop` (a multiple of `delta`; `inf` turns it off) ends a primal step's
     inner updates once a minibatch has moved further than that: a safety net for a
