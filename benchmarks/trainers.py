@@ -3,7 +3,7 @@ the runs.
 
     python benchmarks/trainers.py --case ieee13:10 --seeds 0 1 2
     python benchmarks/trainers.py --case european_lv_reduced:100 --seeds 0 1 2
-    python benchmarks/trainers.py --case ieee123:1000 --batch 8 --seeds 0 1 2
+    python benchmarks/trainers.py --case ieee123:1000 --batch 16 --seeds 0 1 2
     python benchmarks/trainers.py --case ieee13:10 --only gradmap:1   # one run
     python benchmarks/trainers.py --case ieee13:10 --timing           # split of a step
     python benchmarks/trainers.py --case ieee13:10 --report           # stored runs
