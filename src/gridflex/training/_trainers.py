@@ -52,6 +52,12 @@ def _adam(lr: float | Float[Array, ""]) -> optax.GradientTransformation:
     return optax.adam(lr)
 
 
+def _rms(g: Float[Array, "..."]) -> Float[Array, ""]:
+    """The cached gradient's size, which every trainer's step is made relative to
+    (never zero: a degenerate batch gives a zero gradient)."""
+    return jnp.sqrt(jnp.mean(g**2)) + jnp.finfo(g.dtype).tiny
+
+
 def _inner_loop(
     surrogate,
     optimiser,
@@ -111,7 +117,20 @@ class GradMA(AbstractTrainer):
     """Gradient-based multi-agent learning: a fresh environment gradient per update.
 
     The parameter gradient is `d/dtheta [L / N - c_ent H]`, with `L` the batch's mean
-    Lagrangian and `N` agents: one update per rollout.
+    Lagrangian and `N` agents: one Adam update per rollout.
+
+    `scale_free` (the default) divides that objective by the RMS of its cached output
+    gradient before the update, as GradMAP's surrogate is divided: the same
+    minimiser, but every batch weighs the same in Adam's moments. Adam is invariant
+    to a constant scale of the gradient, not to one that changes from batch to
+    batch, as the Lagrangian's does under large duals (a day with a violation
+    event): late in training (bias correction spent) a batch whose gradient is far
+    larger than the usual moves each parameter by up to `0.1 / sqrt(0.001)` ≈ 3 `lr`
+    in its direction, and about ten times that over the next updates as the first
+    moment decays, and then damps the updates for about a thousand steps while the
+    second moment remembers it. Plain GradMA diverged late in training on European
+    LV / 100 and IEEE 123 / 1,000 and never recovered (docs/benchmarks.md).
+    `scale_free=False` is the paper's plain GradMA.
     """
 
     n_dual: int = 20
@@ -120,6 +139,7 @@ class GradMA(AbstractTrainer):
     lr: float = 1e-2
     dual_lr: float = 150.0
     entropy: float = 0.01
+    scale_free: bool = True
     policy: PolicyConfig = PolicyConfig()
 
     def init(self, env: Environment, key: PRNGKeyArray) -> TrainState:
@@ -128,12 +148,13 @@ class GradMA(AbstractTrainer):
     def step(self, env, state):
         key, _, grad = batch_gradient(self, env, state)
         g = objective_gradient(env, grad)
+        scale = _rms(g) if self.scale_free else jnp.ones((), g.dtype)
 
         def loss(policy):
             o, log_std = policy_outputs(policy, grad.obs)
-            return jnp.mean(jnp.sum(g * o, axis=-1)) - self.entropy * mean_entropy(
-                log_std
-            )
+            return (
+                jnp.mean(jnp.sum(g * o, axis=-1)) - self.entropy * mean_entropy(log_std)
+            ) / scale
 
         grads = eqx.filter_grad(loss)(state.policy)
         policy, opt_state = apply_updates(
@@ -232,7 +253,7 @@ class GradMAP(AbstractTrainer):
         # minimiser unchanged: a dual step can scale the Lagrangian, and with it g,
         # by orders of magnitude between two primal steps, and neither beta nor the
         # step size should have to follow.
-        rms = jnp.sqrt(jnp.mean(g**2)) + jnp.finfo(g.dtype).tiny
+        rms = _rms(g)
         g_hat = g / rms
         beta_last = jnp.where(state.beta > 0, state.beta, self.beta_start)
         # The inner updates aim at a quarter of delta (twice the last step's
@@ -366,7 +387,7 @@ class GradMARPO(AbstractTrainer):
     def step(self, env, state):
         key, k_inner, grad = batch_gradient(self, env, state)
         g = objective_gradient(env, grad)
-        rms = jnp.sqrt(jnp.mean(g**2)) + jnp.finfo(g.dtype).tiny
+        rms = _rms(g)
         o_old = grad.outputs
         mu_old, sigma_old = o_old[..., 0], o_old[..., 1]
         log_std_old = jnp.log(sigma_old)
