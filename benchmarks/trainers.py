@@ -18,7 +18,8 @@ for both methods):
    and 2. GradMA is scale-free (`GradMA.scale_free`, its default since 2026-12-06:
    its objective divided by the RMS of its cached gradient, the normalisation
    GradMAP's surrogate has), decided before its reruns because plain GradMA
-   diverged late on two cases; the plain runs are kept as `gradma_plain_seed<k>`. The seed draws the placement, the devices, the homes' data, the initial
+   diverged late on two cases; the plain runs are kept as `gradma_plain_seed<k>`.
+   The seed draws the placement, the devices, the homes' data, the initial
    policies and every rollout. A case too large for this CPU at batch 500 runs both
    methods at the same smaller `--batch`, stated in the result. Every primal step's
    training-rollout cost and voltage violation (per episode, the figures the duals

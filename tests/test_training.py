@@ -185,31 +185,39 @@ def test_dual_ascent_happens_once_per_block():
 
 # --- runs that survive --------------------------------------------------------------
 
-SMALL = [
-    "--agents", "4",
-    "--set", "gradmap.batch=2",
-    "--set", "gradmap.inner_steps=5",
-    "--set", "gradmap.n_dual=2",
-    "--set", "gradmap.n_primal=4",
-    "--set", "run.checkpoint_every=1",
-    "--no-eval",
-    "--quiet",
-]  # fmt: skip
+SMALL = {"batch": 2, "n_dual": 2, "n_primal": 4}
+SMALL_OWN = {
+    "gradmap": {"inner_steps": 5},
+    "mappo": {"epochs": 2, "minibatches": 2},
+}
+"""A tiny run of each method killed and resumed: GradMAP's state, and MAPPO's,
+whose trainer-owned state (critic, its optimiser, return statistics) must survive
+too."""
 
 
-def _train(out: Path, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "gridflex._cli", "train", "--out", str(out), *SMALL]
+def _settings(method: str) -> dict:
+    return SMALL | SMALL_OWN[method]
+
+
+def _train(out: Path, method: str, *extra: str) -> subprocess.Popen:
+    sets = [f"{method}.{k}={v}" for k, v in _settings(method).items()]
+    cmd = [
+        sys.executable, "-m", "gridflex._cli", "train", "--out", str(out),
+        "--agents", "4", "--method", method,
+        *(a for s in sets for a in ("--set", s)),
+        "--set", "run.checkpoint_every=1", "--no-eval", "--quiet",
+    ]  # fmt: skip
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     return subprocess.Popen(
         [*cmd, *extra], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
 
 
-def _final(out: Path):
+def _final(out: Path, method: str):
     """The run's latest checkpoint, read as the CLI wrote it (float32)."""
     config = default_config()
-    config["run"]["agents"] = 4
-    config["gradmap"].update(batch=2, inner_steps=5, n_dual=2, n_primal=4)
+    config["run"].update(agents=4, method=method)
+    config[method].update(_settings(method))
     with jax.enable_x64(False):
         e = make_environment(gf.feeders.ieee13(), 4, seed=0)
         like = trainer_from_config(config).init(e, jax.random.key(0))
@@ -228,11 +236,12 @@ def _leaves(state) -> list[np.ndarray]:
     return [raw(x) for x in jax.tree.leaves(eqx.filter(state, eqx.is_array))]
 
 
-def test_killed_run_resumes_to_the_same_parameters(tmp_path):
+@pytest.mark.parametrize("method", list(SMALL_OWN))
+def test_killed_run_resumes_to_the_same_parameters(tmp_path, method):
     whole = tmp_path / "whole"
-    assert _train(whole).wait(timeout=600) == 0
+    assert _train(whole, method).wait(timeout=600) == 0
     killed = tmp_path / "killed"
-    proc = _train(killed)
+    proc = _train(killed, method)
     deadline = time.time() + 600
     while time.time() < deadline:  # kill it once a few checkpoints exist
         done = sorted((killed / "checkpoints").glob("checkpoint_*.npz"))
@@ -242,11 +251,11 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path):
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    _, step_at_kill = _final(killed)
+    _, step_at_kill = _final(killed, method)
     assert 3 <= step_at_kill < 8
-    assert _train(killed, "--resume").wait(timeout=600) == 0
-    a, step_a = _final(whole)
-    b, step_b = _final(killed)
+    assert _train(killed, method, "--resume").wait(timeout=600) == 0
+    a, step_a = _final(whole, method)
+    b, step_b = _final(killed, method)
     assert step_a == step_b == 8
     for x, y in zip(a, b, strict=True):
         assert np.array_equal(x, y)

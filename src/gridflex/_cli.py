@@ -17,6 +17,9 @@ from typing import Literal
 
 
 BUILTIN = ("ieee13", "ieee123", "european_lv", "european_lv_reduced")
+METHODS = ("gradmap", "gradma", "gradma_rpo", "ippo", "mappo")
+"""`--method`'s choices: the keys of `gridflex.training.TRAINERS` (a test keeps them
+equal; importing that here would load JAX for `--help`)."""
 
 
 def load_feeder(
@@ -306,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", help="a TOML file of settings (see config.toml)")
     t.add_argument("--feeder", help="built-in name or .dss path (default ieee13)")
     t.add_argument("--agents", type=int, help="number of homes (default 10)")
-    t.add_argument("--method", choices=("gradmap", "gradma", "gradma_rpo"))
+    t.add_argument("--method", choices=METHODS)
     t.add_argument("--seed", type=int)
     t.add_argument("--out", default="runs/default", help="run folder")
     t.add_argument("--resume", action="store_true", help="continue a killed run")

@@ -159,7 +159,15 @@ class NaiveController(AbstractController):
 
 
 class StepTrace(eqx.Module):
-    """What one step leaves for analysis and for the trainers (per episode)."""
+    """What one step leaves for analysis and for the trainers (per episode).
+
+    `lagrangian` is each agent's share of the episode's Lagrangian at this step: its
+    own normalised cost, its own dual-weighted device violation, the dual-weighted
+    network (voltage) violation, which every agent carries whole, and, at the last
+    step, its dual-weighted end-of-day violation. Summed over agents and steps it is
+    the episode's Lagrangian; minus it is the per-agent reward of the reinforcement
+    learners (`gridflex.training.transitions`).
+    """
 
     obs: Float[Array, "agent obs"] | None
     outputs: Float[Array, "agent 2"] | None
@@ -170,6 +178,7 @@ class StepTrace(eqx.Module):
     v_min_pu: Float[Array, ""]
     v_max_pu: Float[Array, ""]
     ok: Bool[Array, ""]
+    lagrangian: Float[Array, " agent"]
 
 
 class EpisodeResult(eqx.Module):
@@ -371,6 +380,7 @@ class Environment(eqx.Module):
             u = jnp.clip(a, -1.0, 1.0)
             p_dev = jnp.zeros(n, dtype)
             cost_dev = jnp.zeros(n, dtype)
+            weighted_dev = jnp.zeros(n, dtype)
             viol = {}
             new_state = {}
             for k, dev in self.population.groups.items():
@@ -392,6 +402,9 @@ class Environment(eqx.Module):
                     beyond = jnp.zeros_like(beyond)
                 total = jnp.sum(out.violation + beyond) / n
                 viol[channel] = viol.get(channel, 0.0) + total
+                weighted_dev = weighted_dev.at[homes[k]].set(
+                    lambdas[channel] * (out.violation + beyond)
+                )
             load = scale * load_kw
             net = p_dev + load - scale * pv_kw
             meter = cfg.dt_h * (
@@ -417,6 +430,15 @@ class Environment(eqx.Module):
             )
             v_viol = jnp.where(ok, jnp.max(over), 0.0)
             v_next = jnp.where(ok, sol.v, v_prev)
+            # The episode's Lagrangian, N (rho c / c_norm + sum_k lambda_k v_k), split
+            # by agent and step: the voltage channel is N times the day's mean of
+            # v_viol / voltage_scale_pu, so each agent carries it whole; a device
+            # channel is the day's mean of the agents' violations over N.
+            share = cfg.cost_weight * cost / self.cost_norm + weighted_dev / cfg.n_steps
+            if cfg.voltage_constraint:
+                share = share + lambdas[VOLTAGE] * v_viol / (
+                    cfg.n_steps * cfg.voltage_scale_pu
+                )
             trace = StepTrace(
                 obs=obs,
                 outputs=outputs,
@@ -427,6 +449,7 @@ class Environment(eqx.Module):
                 v_min_pu=jnp.min(v_pu),
                 v_max_pu=jnp.max(v_pu),
                 ok=ok,
+                lagrangian=share,
             )
             channels = {VOLTAGE: v_viol, **viol}
             carry = (new_state, v_next, v_pu[node], failed + jnp.where(ok, 0, 1))
@@ -454,6 +477,7 @@ class Environment(eqx.Module):
         # range for the devices, `voltage_scale_pu` for the voltage.
         channels = {c: jnp.mean(v) for c, v in per_step.items()}
         channels[VOLTAGE] = channels[VOLTAGE] / cfg.voltage_scale_pu
+        share_end = trace.lagrangian[-1]
         for k, dev in self.population.groups.items():
             channel = type(dev).terminal_channel
             if channel is not None:
@@ -461,6 +485,10 @@ class Environment(eqx.Module):
                     dev, state[k]
                 )
                 channels[channel] = channels.get(channel, 0.0) + jnp.sum(term) / n
+                share_end = share_end.at[homes[k]].add(lambdas[channel] * term)
+        trace = eqx.tree_at(
+            lambda tr: tr.lagrangian, trace, trace.lagrangian.at[-1].set(share_end)
+        )
         channels = {c: jnp.asarray(channels.get(c, 0.0), dtype) for c in self.channels}
         cost = jnp.sum(trace.cost)
         ok = failed == 0

@@ -12,6 +12,7 @@ from ._base import (
     objective_gradient as objective_gradient,
     policy_outputs as policy_outputs,
     PolicyConfig as PolicyConfig,
+    rollout_metrics as rollout_metrics,
     sample_days as sample_days,
     TrainState as TrainState,
 )
@@ -25,5 +26,18 @@ from ._loop import fit as fit, FitResult as FitResult
 from ._output_space import (
     gauss_newton as gauss_newton,
     output_space_sgd as output_space_sgd,
+)
+from ._ppo import (
+    AbstractCritic as AbstractCritic,
+    CentralCritic as CentralCritic,
+    clipped_surrogate as clipped_surrogate,
+    gae as gae,
+    IPPO as IPPO,
+    LocalCritic as LocalCritic,
+    MAPPO as MAPPO,
+    PPOConfig as PPOConfig,
+    PPOState as PPOState,
+    Transitions as Transitions,
+    transitions as transitions,
 )
 from ._trainers import GradMA as GradMA, GradMAP as GradMAP, GradMARPO as GradMARPO

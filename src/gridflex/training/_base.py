@@ -41,6 +41,10 @@ class TrainState(eqx.Module):
     - `step`: primal steps done.
     - `beta`: GradMAP's trust-region coefficient (0 until its first step sets it).
     - `block`: channel values summed over the current dual block.
+    - `extra`: whatever else one trainer carries from step to step and no other
+        trainer needs to know about (IPPO's and MAPPO's critics, their optimiser
+        state and return normalisation); `None` for the gradient trainers. It is
+        saved and restored with the rest (checkpoints follow the state's structure).
 
     Trainers build the next state with `next_state`, so a field added here later does
     not break them.
@@ -53,6 +57,7 @@ class TrainState(eqx.Module):
     step: Int[Array, ""]
     beta: Float[Array, ""]
     block: dict[str, Float[Array, ""]]
+    extra: PyTree = None
 
 
 _MAY_BE_ZERO = frozenset({"dual_lr", "entropy", "kl"})
@@ -119,7 +124,10 @@ def init_state(
     key: PRNGKeyArray,
     optimiser: optax.GradientTransformation,
     policy_config: PolicyConfig,
+    extra: PyTree = None,
 ) -> TrainState:
+    """The state before the first primal step: fresh policies, `optimiser`'s state for
+    them, zero dual variables, and the trainer's own `extra` state."""
     k_policy, k_run = jax.random.split(key)
     policy = GaussianMLPPolicy.init(
         k_policy,
@@ -140,6 +148,7 @@ def init_state(
         step=jnp.zeros((), jnp.int32),
         beta=jnp.zeros((), dtype),
         block=dict(zeros),
+        extra=extra,
     )
 
 
@@ -310,28 +319,48 @@ def next_state(
 
 def apply_updates(
     optimiser: optax.GradientTransformation,
-    policy: AbstractPolicy,
+    model: eqx.Module,
     grads: PyTree,
     opt_state: PyTree,
-) -> tuple[AbstractPolicy, PyTree]:
-    params = eqx.filter(policy, eqx.is_inexact_array)
+) -> tuple[Any, PyTree]:
+    """One `optimiser` step of `model` (a policy, a critic) along `grads`.
+
+    **Returns:** the updated model (same type) and optimiser state."""
+    params = eqx.filter(model, eqx.is_inexact_array)
     # Optax mixes Python scalars with arrays; keep JAX's standard promotion there.
     with jax.numpy_dtype_promotion("standard"):
         updates, opt_state = optimiser.update(grads, opt_state, params)
-    return eqx.apply_updates(policy, updates), opt_state
+    return eqx.apply_updates(model, updates), opt_state
+
+
+def rollout_metrics(
+    cost: Float[Array, ""],
+    lagrangian: Float[Array, ""],
+    channels: dict[str, Float[Array, ""]],
+    n_failed: Int[Array, ""],
+    lambdas: dict[str, Float[Array, ""]],
+) -> dict[str, Float[Array, ""]]:
+    """The metrics every trainer reports of its training rollout: cost, Lagrangian,
+    channels, failed episodes, and the dual variables after this step."""
+    dtype = default_float()
+    out = {
+        "cost": cost,
+        "lagrangian": lagrangian,
+        "voltage_violation": channels["voltage"],
+        "failed_episodes": n_failed.astype(dtype),
+    }
+    out.update(dict(channels))
+    out.update({f"lambda_{c}": v for c, v in lambdas.items()})
+    return out
 
 
 def step_metrics(
     state: TrainState, grad: EnvGradient, lambdas: dict[str, Float[Array, ""]]
 ) -> dict[str, Float[Array, ""]]:
-    dtype = default_float()
-    out = {
-        "cost": grad.cost,
-        "lagrangian": grad.lagrangian,
-        "voltage_violation": grad.channels["voltage"],
-        "failed_episodes": grad.n_failed.astype(dtype),
-        "nan_gradient_entries": grad.nan_entries.astype(dtype),
-    }
-    out.update(dict(grad.channels))
-    out.update({f"lambda_{c}": v for c, v in lambdas.items()})
+    """`rollout_metrics` of a gradient trainer's rollout, and the non-finite
+    gradient entries it zeroed."""
+    out = rollout_metrics(
+        grad.cost, grad.lagrangian, grad.channels, grad.n_failed, lambdas
+    )
+    out["nan_gradient_entries"] = grad.nan_entries.astype(default_float())
     return out

@@ -3,9 +3,12 @@
 import dataclasses
 from typing import Any
 
+import equinox as eqx
+
 from ..env import EnvConfig, Environment, make_environment
 from ..feeders import Feeder
-from ._base import AbstractTrainer, PolicyConfig
+from ._base import AbstractTrainer
+from ._ppo import IPPO, MAPPO
 from ._trainers import GradMA, GradMAP, GradMARPO
 
 
@@ -13,24 +16,29 @@ TRAINERS: dict[str, type[AbstractTrainer]] = {
     "gradmap": GradMAP,
     "gradma": GradMA,
     "gradma_rpo": GradMARPO,
+    "ippo": IPPO,
+    "mappo": MAPPO,
 }
 """Trainer classes by the name `--method` takes."""
 
-_POLICY_KEYS = ("hidden", "activation", "init_log_std")
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _trainer_defaults(cls: type[AbstractTrainer]) -> dict[str, Any]:
+    """A trainer's settings as one flat table: a setting that is itself a settings
+    Module (`policy: PolicyConfig`, `ppo: PPOConfig`) contributes its fields, so a
+    user writes `trainer.hidden` or `ippo.clip`, not a nested table."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # pyright: ignore[reportArgumentType]
-        if f.name == "policy":
-            policy = PolicyConfig()
-            out.update(
-                hidden=list(policy.hidden),
-                activation=policy.activation,
-                init_log_std=policy.init_log_std,
-            )
-        elif f.default is not dataclasses.MISSING:
-            out[f.name] = f.default
+        if f.default is dataclasses.MISSING:
+            continue
+        if isinstance(f.default, eqx.Module):
+            for g in dataclasses.fields(f.default):  # pyright: ignore[reportArgumentType]
+                out[g.name] = _plain(getattr(f.default, g.name))
+        else:
+            out[f.name] = _plain(f.default)
     return out
 
 
@@ -70,13 +78,20 @@ def trainer_from_config(config: dict[str, Any]) -> AbstractTrainer:
             f"Unknown method {method!r}; choose one of {', '.join(TRAINERS)}."
         )
     table = dict(config[method])
-    policy = PolicyConfig(
-        hidden=tuple(int(h) for h in table.pop("hidden")),
-        activation=str(table.pop("activation")),
-        init_log_std=float(table.pop("init_log_std")),
-    )
     cls: Any = TRAINERS[method]
-    return cls(**table, policy=policy)
+    nested = {}
+    for f in dataclasses.fields(cls):
+        if isinstance(f.default, eqx.Module):
+            sub = type(f.default)
+            names = [g.name for g in dataclasses.fields(sub)]
+            nested[f.name] = sub(
+                **{k: _typed(table.pop(k)) for k in names if k in table}
+            )
+    return cls(**table, **nested)
+
+
+def _typed(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def env_config(config: dict[str, Any]) -> EnvConfig:

@@ -1,0 +1,129 @@
+"""IPPO and MAPPO: rewards that add up to the Lagrangian, PPO's textbook pieces, and
+learning on IEEE 13 / 10 homes."""
+
+import functools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gridflex as gf
+from gridflex._cli import METHODS
+from gridflex.env import make_environment, PolicyController
+from gridflex.evaluation import evaluate, naive_evaluation
+from gridflex.training import (
+    clipped_surrogate,
+    default_config,
+    gae,
+    IPPO,
+    MAPPO,
+    PPOConfig,
+    trainer_from_config,
+    TRAINERS,
+    transitions,
+)
+
+
+@functools.cache
+def env():
+    return make_environment(gf.feeders.ieee13(), 10, seed=0)
+
+
+def test_rewards_sum_to_minus_the_lagrangian():
+    # Every channel weighted (voltage, device steps, terminal states): the agents'
+    # rewards summed over a day are minus that episode's Lagrangian.
+    e = env()
+    lambdas = {c: jnp.asarray(0.5 + 3.0 * i) for i, c in enumerate(e.channels)}
+    policy = IPPO().init(e, jax.random.key(0)).policy
+    days = jnp.arange(0, 40, 10)
+    tr = eqx.filter_jit(transitions)(e, policy, lambdas, jax.random.key(1), days)
+    r = e.rollout(PolicyController(policy), lambdas, jax.random.key(1), days)
+    per_episode = -np.asarray(tr.rewards).sum(axis=(1, 2))
+    np.testing.assert_allclose(
+        per_episode, np.asarray(r.episodes.lagrangian), rtol=1e-10
+    )
+    # the voltage term is large enough here for the identity to test it
+    assert float(r.channels["voltage"]) * float(lambdas["voltage"]) > 1.0
+    assert bool(np.all(np.asarray(tr.ok)))
+
+
+def test_clipped_objective_has_its_textbook_gradient():
+    # d/d(log r) of min(r A, clip(r) A) is r A where the unclipped term is the
+    # smaller, zero where the clip binds.
+    ratio = jnp.array([1.1, 1.5, 0.5, 1.5, 0.5, 0.9])
+    adv = jnp.array([1.0, 1.0, 1.0, -1.0, -1.0, -2.0])
+    grad = jax.grad(lambda lr: jnp.sum(clipped_surrogate(lr, adv, 0.2)))(jnp.log(ratio))
+    np.testing.assert_allclose(grad, [1.1, 0.0, 0.5, -1.5, 0.0, -1.8], rtol=1e-12)
+    values = clipped_surrogate(jnp.log(ratio), adv, 0.2)
+    np.testing.assert_allclose(values, [1.1, 1.2, 0.5, -1.5, -0.8, -1.8], rtol=1e-12)
+
+
+def test_gae_is_the_discounted_sum_of_td_errors():
+    rng = np.random.default_rng(0)
+    r = jnp.asarray(rng.normal(size=(2, 5, 3)))
+    v = jnp.asarray(rng.normal(size=(2, 5, 3)))
+    gamma, lam = 0.9, 0.8
+    adv, ret = gae(r, v, gamma, lam)
+    v_next = np.concatenate([np.asarray(v)[:, 1:], np.zeros((2, 1, 3))], axis=1)
+    delta = np.asarray(r) + gamma * v_next - np.asarray(v)
+    expect = np.zeros_like(delta)
+    for t in range(5):
+        for k in range(t, 5):
+            expect[:, t] += (gamma * lam) ** (k - t) * delta[:, k]
+    np.testing.assert_allclose(adv, expect, rtol=1e-12)
+    np.testing.assert_allclose(ret, expect + np.asarray(v), rtol=1e-12)
+    # lambda = 1, gamma = 1: the return is the sum of the day's remaining rewards
+    _, ret1 = gae(r, v, 1.0, 1.0)
+    tail = np.flip(np.cumsum(np.flip(np.asarray(r), 1), 1), 1)
+    np.testing.assert_allclose(ret1, tail, rtol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [IPPO, MAPPO], ids=["ippo", "mappo"])
+def test_ppo_learns(cls):
+    # Fixed duals (the voltage dual large enough to matter), 30 primal steps: the
+    # Lagrangian per agent and day falls by at least 10 % between the first and
+    # the last tenth of the run (measured: 27 % IPPO, 33 % MAPPO).
+    e = env()
+    trainer = cls(
+        n_dual=1, n_primal=30, batch=16, ppo=PPOConfig(epochs=4, minibatches=4)
+    )
+    state = trainer.init(e, jax.random.key(0))
+    state = eqx.tree_at(
+        lambda s: s.lambdas, state, state.lambdas | {"voltage": jnp.asarray(20.0)}
+    )
+    step = eqx.filter_jit(trainer.step)
+    lagrangian = []
+    for _ in range(30):
+        state, m = step(e, state)
+        assert float(m["failed_episodes"]) == 0
+        lagrangian.append(float(m["lagrangian"]) / e.n_agents)
+    first, last = np.mean(lagrangian[:3]), np.mean(lagrangian[-3:])
+    assert last < 0.9 * first, lagrangian
+    # Held out, acting with their means: cheaper than the naive rule and, since an
+    # untrained policy already is (measured on these 7 days: 35.8k against 61.5k),
+    # at least 20 % cheaper than the initial policies (measured: 43 %, 45 %).
+    def held_out(policy):
+        controller = PolicyController(policy, deterministic=True)
+        return evaluate(e, controller, days=7).cost_total
+
+    after = held_out(state.policy)
+    before = held_out(trainer.init(e, jax.random.key(0)).policy)
+    naive = naive_evaluation(e, days=7).cost_total
+    assert after < naive and after < 0.8 * before, (after, before, naive)
+
+
+def test_ppo_trainers_are_configurable_by_name():
+    config = default_config()
+    assert set(TRAINERS) == set(METHODS)
+    assert config["mappo"]["critic_hidden"] == [64, 64]
+    assert config["ippo"]["init_log_std"] == 0.0
+    config["run"]["method"] = "mappo"
+    config["mappo"].update(clip=0.1, critic_hidden=[32], hidden=[8])
+    trainer = trainer_from_config(config)
+    assert isinstance(trainer, MAPPO)
+    assert trainer.ppo.clip == 0.1 and trainer.ppo.critic_hidden == (32,)
+    assert trainer.policy.hidden == (8,) and trainer.policy.init_log_std == 0.0
+    with pytest.raises(ValueError, match="PPOConfig.gamma"):
+        PPOConfig(gamma=1.5)
