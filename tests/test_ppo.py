@@ -101,6 +101,7 @@ def test_ppo_learns(cls):
         lagrangian.append(float(m["lagrangian"]) / e.n_agents)
     first, last = np.mean(lagrangian[:3]), np.mean(lagrangian[-3:])
     assert last < 0.9 * first, lagrangian
+
     # Held out, acting with their means: cheaper than the naive rule and, since an
     # untrained policy already is (measured on these 7 days: 35.8k against 61.5k),
     # at least 20 % cheaper than the initial policies (measured: 43 %, 45 %).

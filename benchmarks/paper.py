@@ -1,0 +1,436 @@
+"""The paper's comparison (§V, Figs. 6–8): GradMAP, GradMA, GradMA-RPO, IPPO and MAPPO,
+and the naive rule, by a protocol fixed before the runs.
+
+    python benchmarks/paper.py --case ieee13:10 --seeds 0 1 2      # runs, then report
+    python benchmarks/paper.py --case ieee13:10 --only ippo:0       # one run
+    python benchmarks/paper.py --case ieee13:10 --timing            # seconds per step
+    python benchmarks/paper.py --case ieee13:10 --report            # stored runs
+    python benchmarks/paper.py --agents-figure ieee13:10 european_lv_reduced:100 \\
+        ieee123:1000:b16                                            # Fig. 8
+    python benchmarks/paper.py --case ieee123:1000 --batch 16 --scale mappo
+
+The protocol (the same for every method; `benchmarks/trainers.py` is its two-method
+form):
+
+1. Runs. Each method trains with its defaults (paper Table I: GradMAP and GradMA-RPO
+   20 x 10 primal steps, GradMA 20 x 60, IPPO and MAPPO 40 x 30; 500 episodes per
+   primal step) on the case's environment (built-in feeder, regulators at
+   `taps="homes"`), for each seed; the seed draws the placement, the devices, the
+   data, the initial policies and every rollout. A case too large for this CPU at
+   batch 500 runs every method at the same smaller `--batch`, stated in the result.
+   Every primal step's training-rollout cost and voltage violation is kept. After
+   training, the final policies act with their mean on the held-out month, days
+   chained (`gridflex.evaluation.evaluate`); the naive rule likewise.
+2. Time. A run's time to a step is the step count times the method's seconds per
+   primal step measured warm and alone (`--timing`, compilation reported apart).
+3. Targets. A run's final level (cost and violation separately) is its mean over its
+   last 10 % of primal steps. For each method M other than GradMAP, the *pairwise
+   joint target* of a seed is, per figure, the worse of M's and GradMAP's final
+   levels; a run reaches it at the first step whose trailing 10-step means of cost
+   and violation are both at or below it. GradMAP's speed-up over M is M's time to
+   that target over GradMAP's ("never" when one does not reach it).
+4. Summary. Per case, the median and range over seeds of each speed-up; the
+   held-out table (total cost, voltage violation max and sum, battery and heat-pump
+   end-of-day violations) per method, median over seeds, with the naive rule.
+5. Figures. Fig. 6: cost and violation of every method (first seed) against primal
+   steps and run time. Fig. 7: cumulative held-out cost (first seed) with the naive
+   rule. Fig. 8: GradMAP's speed-up over each method against the number of agents.
+
+`--scale METHOD`: seconds per primal step and peak memory of one method on a case at
+a batch (a subprocess, warm steps after the first), e.g. MAPPO at 1,000 agents.
+`--tiny` shrinks every schedule (for the end-to-end test), `--results DIR` redirects
+the output.
+
+Results: `benchmarks/results/paper/<case>/<method>_seed<k>.json` (per-step metrics
+and the held-out figures), `benchmarks/results/paper_<case>.json` (the report),
+`paper_<case>_curves.png` (Fig. 6), `paper_<case>_cumulative_cost.png` (Fig. 7),
+`paper_agents.png` (Fig. 8).
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import trainers as two  # noqa: E402  (the two-method benchmark's analysis)
+
+
+METHODS = ("gradmap", "gradma", "gradma_rpo", "ippo", "mappo")
+NAMES = {
+    "gradmap": "GradMAP",
+    "gradma": "GradMA",
+    "gradma_rpo": "GradMA-RPO",
+    "ippo": "IPPO",
+    "mappo": "MAPPO",
+    "naive": "naive",
+}
+HELD_OUT = (
+    "cost_total",
+    "voltage_violation_max_pu",
+    "voltage_violation_sum_pu",
+    "battery_end_violation",
+    "heat_pump_end_violation",
+    "failed_days",
+)
+TINY = {
+    "all": {"n_dual": 2, "n_primal": 3, "batch": 4},
+    "gradmap": {"inner_steps": 4, "minibatch": 2, "curvature_samples": 16},
+    "gradma_rpo": {"inner_steps": 4, "minibatch": 2},
+    "ippo": {"ppo": {"epochs": 1, "minibatches": 2}},
+    "mappo": {"ppo": {"epochs": 1, "minibatches": 2}},
+}
+"""`--tiny`: schedules that run end to end in seconds (the test of this script)."""
+
+RESULTS = two.RESULTS
+
+
+def _name(case: str, batch: int | None) -> str:
+    return os.path.basename(two._case_dir(case, batch))
+
+
+def _trainer(method: str, batch: int | None, tiny: bool):
+    from gridflex.training import PPOConfig, TRAINERS
+
+    settings: dict = {}
+    if tiny:
+        settings = dict(TINY["all"])
+        for k, v in TINY.get(method, {}).items():
+            settings[k] = PPOConfig(**v) if k == "ppo" else v
+    if batch is not None:
+        settings["batch"] = batch
+    return TRAINERS[method](**settings)
+
+
+def _held_out(env, policy, days: int | None) -> dict:
+    from gridflex.env import PolicyController
+    from gridflex.evaluation import evaluate, naive_evaluation
+
+    out = {}
+    for label, ev in (
+        (
+            "policy",
+            evaluate(env, PolicyController(policy, deterministic=True), days=days),
+        ),
+        ("naive", naive_evaluation(env, days=days)),
+    ):
+        summary = ev.summary()
+        out[label] = {k: summary[k] for k in HELD_OUT} | {
+            "daily_cost": [round(c, 2) for c in summary["daily_cost"]]
+        }
+    return out
+
+
+def one_run(case, method, seed, batch, results, tiny=False) -> str:
+    import jax
+
+    from gridflex.training import fit
+
+    env = two._environment(case, seed)
+    trainer = _trainer(method, batch, tiny)
+    result = fit(env, trainer, key=jax.random.key(seed), progress=not tiny)
+    folder = os.path.join(results, "paper", _name(case, batch))
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{method}_seed{seed}.json")
+    record = {
+        "command": "python benchmarks/paper.py " + " ".join(sys.argv[1:]),
+        "case": case,
+        "method": method,
+        "seed": seed,
+        "batch": trainer.batch,
+        "train_seconds": round(result.train_seconds, 1),
+        "held_out": _held_out(env, result.state.policy, 2 if tiny else None),
+    }
+    two.write_run(path, record, result.metrics)
+    print(f"{method} seed {seed}: {len(result.metrics)} steps", flush=True)
+    return path
+
+
+# --- timing and scale ----------------------------------------------------------------
+
+
+def timing(case, batch, results, tiny=False, repeats=5) -> dict:
+    import equinox as eqx
+    import jax
+
+    env = two._environment(case, 0)
+    out: dict = {"case": case, "batch": batch or 500}
+    for method in METHODS:
+        trainer = _trainer(method, batch, tiny)
+        state = trainer.init(env, jax.random.key(0))
+        step = eqx.filter_jit(trainer.step)
+        t0 = time.perf_counter()
+        jax.block_until_ready(step(env, state))
+        first = time.perf_counter() - t0
+        times = []
+        for _ in range(1 if tiny else repeats):
+            t0 = time.perf_counter()
+            jax.block_until_ready(step(env, state))
+            times.append(time.perf_counter() - t0)
+        median = float(np.median(times))
+        out[method] = {
+            "compile_s": round(first - median, 2),
+            "primal_step_s": round(median, 3),
+        }
+        print(method, out[method], flush=True)
+    out["command"] = "python benchmarks/paper.py " + " ".join(sys.argv[1:])
+    with open(
+        os.path.join(results, f"paper_timing_{_name(case, batch)}.json"), "w"
+    ) as f:
+        json.dump(out, f, indent=1)
+        f.write("\n")
+    return out
+
+
+def scale_point(case, method, batch, steps) -> dict:
+    import equinox as eqx
+    import jax
+
+    env = two._environment(case, 0)
+    trainer = _trainer(method, batch, False)
+    state = trainer.init(env, jax.random.key(0))
+    step = eqx.filter_jit(trainer.step)
+    t0 = time.perf_counter()
+    state, m = step(env, state)
+    jax.block_until_ready(m)
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        state, m = step(env, state)
+    jax.block_until_ready(m)
+    n_params = sum(
+        x.size
+        for x in jax.tree.leaves(eqx.filter((state.policy, state.extra), eqx.is_array))
+    )
+    return {
+        "case": case,
+        "method": method,
+        "batch": trainer.batch,
+        "first_step_s": round(first, 2),
+        "seconds_per_primal_step": round((time.perf_counter() - t0) / steps, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "parameters_incl_critic": int(n_params),
+        "failed_episodes": float(m["failed_episodes"]),
+        "command": "python benchmarks/paper.py " + " ".join(sys.argv[1:]),
+    }
+
+
+# --- analysis -----------------------------------------------------------------------
+
+
+def analyse_seed(runs: dict[str, list[dict]], seconds: dict[str, float]) -> dict:
+    """Rule 3 for one seed: each method's pairwise joint target with GradMAP."""
+    fin = {m: two.final_levels(r) for m, r in runs.items()}
+    out = {"final": fin, "pairwise": {}}
+    for m in runs:
+        if m == "gradmap":
+            continue
+        target = {k: max(fin[m][k], fin["gradmap"][k]) for k in fin[m]}
+        reach = {x: two.time_to(runs[x], target, seconds[x]) for x in ("gradmap", m)}
+        out["pairwise"][m] = {
+            "target": target,
+            "reached": reach,
+            "gradmap_speedup": two._ratio(reach[m], reach["gradmap"]),
+        }
+    return out
+
+
+def _median(values: list) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(float(np.median(known)), 4) if known else None
+
+
+def report(case, batch, seeds, results) -> dict:
+    from gridflex.plots import plot_cumulative_cost, plot_training_curves
+
+    name = _name(case, batch)
+    folder = os.path.join(results, "paper", name)
+    timing_path = os.path.join(results, f"paper_timing_{name}.json")
+    if not os.path.exists(timing_path):
+        raise SystemExit(f"run --timing first: {timing_path} is missing")
+    with open(timing_path) as f:
+        measured = json.load(f)
+    per_seed, stored = {}, {}
+    for seed in seeds:
+        runs, records = {}, {}
+        for m in METHODS:
+            path = os.path.join(folder, f"{m}_seed{seed}.json")
+            if os.path.exists(path):
+                records[m], runs[m] = two.read_run(path)
+        if "gradmap" not in runs:
+            print(f"seed {seed}: no GradMAP run in {folder}", file=sys.stderr)
+            continue
+        seconds = {m: measured[m]["primal_step_s"] for m in runs}
+        per_seed[seed] = analyse_seed(runs, seconds)
+        stored[seed] = (runs, records, seconds)
+    if not per_seed:
+        raise SystemExit(f"no seed with a GradMAP run in {folder}")
+    methods = [m for m in METHODS if any(m in s[0] for s in stored.values())]
+    speedups = {
+        m: [per_seed[s]["pairwise"].get(m, {}).get("gradmap_speedup") for s in per_seed]
+        for m in methods
+        if m != "gradmap"
+    }
+    table = {}
+    for m in [*methods, "naive"]:
+        rows = [
+            rec[m if m != "naive" else "gradmap"]["held_out"][
+                "policy" if m != "naive" else "naive"
+            ]
+            for _, rec, _ in stored.values()
+            if (m if m != "naive" else "gradmap") in rec
+        ]
+        table[m] = {k: _median([r[k] for r in rows]) for k in HELD_OUT}
+    out = {
+        "command": "python benchmarks/paper.py " + " ".join(sys.argv[1:]),
+        "case": case,
+        "batch": batch or 500,
+        "seeds": sorted(per_seed),
+        "seconds_per_primal_step": {m: measured[m]["primal_step_s"] for m in methods},
+        "gradmap_speedup": {
+            m: {
+                "per_seed": v,
+                "median": _median(v),
+                "range": [min(k), max(k)]
+                if (k := [x for x in v if x is not None])
+                else None,
+            }
+            for m, v in speedups.items()
+        },
+        "held_out_median_over_seeds": table,
+        "per_seed": {str(k): v for k, v in per_seed.items()},
+    }
+    stem = os.path.join(results, f"paper_{name}")
+    with open(stem + ".json", "w") as f:
+        json.dump(out, f, indent=1)
+        f.write("\n")
+    first = min(stored)
+    runs, records, seconds = stored[first]
+    curves = {
+        NAMES[m]: [{**row, "wall_s": row["step"] * seconds[m]} for row in runs[m]]
+        for m in methods
+        if m in runs
+    }
+    plot_training_curves(
+        curves,
+        stem + "_curves.png",
+        keys=("cost", "voltage_violation"),
+        units={"voltage_violation": "0.01 pu, day mean", "cost": "GBP/episode"},
+        title=f"Five methods on {case}, seed {first} (run time = steps × s/step)",
+    )
+    costs = {NAMES[m]: records[m]["held_out"]["policy"]["daily_cost"] for m in records}
+    costs["naive"] = records["gradmap"]["held_out"]["naive"]["daily_cost"]
+    plot_cumulative_cost(
+        costs,
+        stem + "_cumulative_cost.png",
+        title=f"Held-out cumulative cost on {case}, seed {first}",
+    )
+    print(json.dumps({k: out[k] for k in ("gradmap_speedup",)}, indent=1))
+    return out
+
+
+def agents_figure(cases: list[str], results: str) -> str:
+    """Fig. 8: GradMAP's median speed-up over each method against the number of
+    agents, from the stored reports (`feeder:agents[:bN]`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    points: dict[str, list[tuple[int, float]]] = {}
+    for spec in cases:
+        feeder, agents, *rest = spec.split(":")
+        batch = int(rest[0][1:]) if rest else None
+        path = os.path.join(results, f"paper_{_name(f'{feeder}:{agents}', batch)}.json")
+        with open(path) as f:
+            rep = json.load(f)
+        for m, s in rep["gradmap_speedup"].items():
+            if s["median"] is not None:
+                points.setdefault(m, []).append((int(agents), s["median"]))
+    for m, pts in points.items():
+        x, y = zip(*sorted(pts))
+        ax.plot(x, y, "o-", label=f"over {NAMES[m]}")
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("agents (homes)")
+    ax.set_ylabel("GradMAP's speed-up to the pairwise target [×]")
+    ax.set_title("Wall-clock to the pairwise joint target, median over seeds")
+    ax.legend()
+    ax.grid(True, alpha=0.3)
+    out = os.path.join(results, "paper_agents.png")
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--case", default="ieee13:10", help="feeder:agents")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--batch", type=int, help="episodes per primal step (all methods)")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--only", metavar="METHOD:SEED", help="make one run and stop")
+    p.add_argument("--report", action="store_true", help="report the stored runs")
+    p.add_argument("--timing", action="store_true", help="seconds per primal step")
+    p.add_argument("--scale", metavar="METHOD", help="time and memory of one method")
+    p.add_argument("--steps", type=int, default=3, help="timed steps for --scale")
+    p.add_argument("--agents-figure", nargs="+", metavar="CASE", help="Fig. 8")
+    p.add_argument("--tiny", action="store_true", help="tiny schedules (tests)")
+    p.add_argument("--results", default=RESULTS, help="output folder")
+    p.add_argument("--point", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    os.makedirs(args.results, exist_ok=True)
+    if args.point:
+        print(json.dumps(scale_point(args.case, args.point, args.batch, args.steps)))
+        return 0
+    if args.scale:
+        cmd = [sys.executable, __file__, "--case", args.case, "--point", args.scale]
+        cmd += ["--steps", str(args.steps)]
+        cmd += ["--batch", str(args.batch)] if args.batch else []
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            print(done.stderr[-3000:], file=sys.stderr)
+            return done.returncode
+        point = json.loads(done.stdout.strip().splitlines()[-1])
+        name = f"paper_scale_{_name(args.case, args.batch)}_{args.scale}.json"
+        with open(os.path.join(args.results, name), "w") as f:
+            json.dump(point, f, indent=1)
+            f.write("\n")
+        print(json.dumps(point, indent=1))
+        return 0
+    if args.agents_figure:
+        print(agents_figure(args.agents_figure, args.results))
+        return 0
+    if args.timing:
+        timing(args.case, args.batch, args.results, args.tiny)
+        return 0
+    if args.only:
+        method, seed = args.only.split(":")
+        one_run(args.case, method, int(seed), args.batch, args.results, args.tiny)
+        return 0
+    if not args.report:
+        folder = os.path.join(args.results, "paper", _name(args.case, args.batch))
+        for seed in args.seeds:
+            for m in args.methods:
+                if not os.path.exists(os.path.join(folder, f"{m}_seed{seed}.json")):
+                    one_run(args.case, m, seed, args.batch, args.results, args.tiny)
+        timing_path = os.path.join(
+            args.results, f"paper_timing_{_name(args.case, args.batch)}.json"
+        )
+        if not os.path.exists(timing_path):
+            timing(args.case, args.batch, args.results, args.tiny)
+    report(args.case, args.batch, args.seeds, args.results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
