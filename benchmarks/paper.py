@@ -50,7 +50,6 @@ and the held-out figures), `benchmarks/results/paper_<case>.json` (the report),
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -194,29 +193,18 @@ def scale_point(case, method, batch, steps) -> dict:
 
     env = two._environment(case, 0)
     trainer = _trainer(method, batch, False)
-    state = trainer.init(env, jax.random.key(0))
-    step = eqx.filter_jit(trainer.step)
-    t0 = time.perf_counter()
-    state, m = step(env, state)
-    jax.block_until_ready(m)
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        state, m = step(env, state)
-    jax.block_until_ready(m)
+    figures, state = two.timed_steps(env, trainer, steps)
+    critic = None if state.extra is None else state.extra.critic
     n_params = sum(
         x.size
-        for x in jax.tree.leaves(eqx.filter((state.policy, state.extra), eqx.is_array))
+        for x in jax.tree.leaves(eqx.filter((state.policy, critic), eqx.is_array))
     )
     return {
         "case": case,
         "method": method,
         "batch": trainer.batch,
-        "first_step_s": round(first, 2),
-        "seconds_per_primal_step": round((time.perf_counter() - t0) / steps, 2),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "parameters_incl_critic": int(n_params),
-        "failed_episodes": float(m["failed_episodes"]),
+        **figures,
+        "parameters_actors_and_critic": int(n_params),
         "command": "python benchmarks/paper.py " + " ".join(sys.argv[1:]),
     }
 

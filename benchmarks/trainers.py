@@ -486,13 +486,20 @@ def timing(case: str, batch: int | None, repeats: int = 9) -> dict:
 
 
 def one_scale_point(feeder: str, agents: int, batch: int, steps: int) -> dict:
-    import equinox as eqx
-    import jax
 
     from gridflex.training import GradMAP
 
     env = _environment(f"{feeder}:{agents}", 0)
     trainer = GradMAP(batch=batch, minibatch=min(8, batch))
+    return {"batch": batch, **timed_steps(env, trainer, steps)[0]}
+
+
+def timed_steps(env, trainer, steps: int) -> tuple[dict, object]:
+    """The first primal step (compilation included), then `steps` warm ones: their
+    seconds, this process's peak memory, and the final state."""
+    import equinox as eqx
+    import jax
+
     state = trainer.init(env, jax.random.key(0))
     step = eqx.filter_jit(trainer.step)
     t0 = time.perf_counter()
@@ -504,8 +511,7 @@ def one_scale_point(feeder: str, agents: int, batch: int, steps: int) -> dict:
         state, m = step(env, state)
     jax.block_until_ready(m)
     per_step = (time.perf_counter() - t0) / steps
-    return {
-        "batch": batch,
+    figures = {
         "first_step_s": round(first, 2),
         "seconds_per_primal_step": round(per_step, 2),
         "peak_rss_mb": round(
@@ -513,6 +519,7 @@ def one_scale_point(feeder: str, agents: int, batch: int, steps: int) -> dict:
         ),
         "failed_episodes": float(m["failed_episodes"]),
     }
+    return figures, state
 
 
 def scale(feeder: str, agents: int, batches: list[int], steps: int) -> dict:

@@ -339,7 +339,9 @@ class PPOConfig(eqx.Module):
 def _weighted_mean(x: Array, w: Array) -> Array:
     """Mean over the leading sample axis, per agent, of the samples with weight 1."""
     w = w.reshape(w.shape + (1,) * (x.ndim - w.ndim))
-    return jnp.sum(w * x, axis=0) / jnp.maximum(jnp.sum(w, axis=0), 1.0)
+    # where, not only a product: a masked (failed) sample never brings a NaN in
+    total = jnp.sum(jnp.where(w > 0, w * x, 0.0), axis=0)
+    return total / jnp.maximum(jnp.sum(w, axis=0), 1.0)
 
 
 def _ppo_init(trainer, env: Environment, key: PRNGKeyArray, critic_cls) -> TrainState:
