@@ -11,7 +11,7 @@ import pytest
 
 import gridflex as gf
 from gridflex._cli import METHODS
-from gridflex.env import make_environment, PolicyController
+from gridflex.env import EnvConfig, make_environment, PolicyController
 from gridflex.evaluation import evaluate, naive_evaluation
 from gridflex.training import (
     clipped_surrogate,
@@ -31,10 +31,19 @@ def env():
     return make_environment(gf.feeders.ieee13(), 10, seed=0)
 
 
-def test_rewards_sum_to_minus_the_lagrangian():
+@pytest.mark.parametrize(
+    "config",
+    [EnvConfig(), EnvConfig(cost_weight=2.0, voltage_constraint=False)],
+    ids=["default", "weighted_cost_voltage_off"],
+)
+def test_rewards_sum_to_minus_the_lagrangian(config):
     # Every channel weighted (voltage, device steps, terminal states): the agents'
     # rewards summed over a day are minus that episode's Lagrangian.
-    e = env()
+    e = (
+        env()
+        if config == EnvConfig()
+        else make_environment(gf.feeders.ieee13(), 10, seed=0, config=config)
+    )
     lambdas = {c: jnp.asarray(0.5 + 3.0 * i) for i, c in enumerate(e.channels)}
     policy = IPPO().init(e, jax.random.key(0)).policy
     days = jnp.arange(0, 40, 10)
@@ -84,7 +93,7 @@ def test_gae_is_the_discounted_sum_of_td_errors():
 def test_ppo_learns(cls):
     # Fixed duals (the voltage dual large enough to matter), 30 primal steps: the
     # Lagrangian per agent and day falls by at least 10 % between the first and
-    # the last tenth of the run (measured: 27 % IPPO, 33 % MAPPO).
+    # the last tenth of the run (measured: 18 % IPPO, 27 % MAPPO).
     e = env()
     trainer = cls(
         n_dual=1, n_primal=30, batch=16, ppo=PPOConfig(epochs=4, minibatches=4)
@@ -104,7 +113,7 @@ def test_ppo_learns(cls):
 
     # Held out, acting with their means: cheaper than the naive rule and, since an
     # untrained policy already is (measured on these 7 days: 35.8k against 61.5k),
-    # at least 20 % cheaper than the initial policies (measured: 43 %, 45 %).
+    # at least 20 % cheaper than the initial policies (measured: 41 %, 42 %).
     def held_out(policy):
         controller = PolicyController(policy, deterministic=True)
         return evaluate(e, controller, days=7).cost_total

@@ -36,10 +36,19 @@ def _trainer_defaults(cls: type[AbstractTrainer]) -> dict[str, Any]:
             continue
         if isinstance(f.default, eqx.Module):
             for g in dataclasses.fields(f.default):  # pyright: ignore[reportArgumentType]
-                out[g.name] = _plain(getattr(f.default, g.name))
+                _put(out, g.name, _plain(getattr(f.default, g.name)), cls)
         else:
-            out[f.name] = _plain(f.default)
+            _put(out, f.name, _plain(f.default), cls)
     return out
+
+
+def _put(table: dict[str, Any], key: str, value: Any, cls: type) -> None:
+    if key in table:
+        raise TypeError(
+            f"{cls.__name__}: the setting {key!r} appears twice once nested settings "
+            "are flattened; rename one."
+        )
+    table[key] = value
 
 
 def default_config() -> dict[str, Any]:
@@ -87,7 +96,7 @@ def trainer_from_config(config: dict[str, Any]) -> AbstractTrainer:
             nested[f.name] = sub(
                 **{k: _typed(table.pop(k)) for k in names if k in table}
             )
-    return cls(**table, **nested)
+    return cls(**{k: _typed(v) for k, v in table.items()}, **nested)
 
 
 def _typed(value: Any) -> Any:

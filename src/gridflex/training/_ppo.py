@@ -15,8 +15,10 @@ advantage normalisation, returns normalised by running statistics (their
 per agent (an agent's step never depends on another agent's gradient). Choices of
 ours, each said where it is made: an undiscounted return (`gamma = 1`; the objective
 is the day's sum and the observation carries the time of day), normalisation
-statistics updated once per primal step, `epochs * minibatches` = Table I's 80
-inner updates.
+statistics updated once per primal step (weight 0.9 on the past, where theirs is
+0.99999 per minibatch, with the old predictions re-expressed in the new units for the
+value clip), `epochs * minibatches` = Table I's 80 inner updates. Smaller
+differences: a variance floor of 1e-4 (theirs 1e-2) and Adam's default epsilon.
 """
 
 import abc
@@ -256,7 +258,7 @@ def _clip_per_agent(grads: PyTree, max_norm: float) -> PyTree:
 
 
 def _clip_global(grads: PyTree, max_norm: float) -> PyTree:
-    norm = optax.tree.norm(grads)
+    norm = jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree.leaves(grads)))
     factor = jnp.minimum(1.0, max_norm / (norm + 1e-12))
     return jax.tree.map(lambda x: x * factor.astype(x.dtype), grads)
 
@@ -317,11 +319,23 @@ class PPOConfig(eqx.Module):
     )
 
     def __check_init__(self):
-        for name in ("gamma", "gae_lambda", "return_decay"):
+        for name, low, high in (
+            ("gamma", False, True),
+            ("gae_lambda", True, True),
+            ("return_decay", False, False),
+        ):
             v = getattr(self, name)
-            if not 0 < v <= 1 or (name == "return_decay" and v == 1):
-                raise ValueError(f"PPOConfig.{name} = {v!r} must be in (0, 1].")
-        for name in ("clip", "value_clip", "lr", "critic_lr", "max_grad_norm"):
+            if not ((0 <= v if low else 0 < v) and (v <= 1 if high else v < 1)):
+                span = f"{'[' if low else '('}0, 1{']' if high else ')'}"
+                raise ValueError(f"PPOConfig.{name} = {v!r} must be in {span}.")
+        for name in (
+            "clip",
+            "value_clip",
+            "lr",
+            "critic_lr",
+            "max_grad_norm",
+            "huber_delta",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"PPOConfig.{name} must be positive.")
         if self.epochs < 1 or self.minibatches < 1:
@@ -384,17 +398,29 @@ def _ppo_step(trainer, env: Environment, state: TrainState):
     w = jnp.broadcast_to(tr.ok[:, None], (e, t)).reshape(-1).astype(dtype)
     flat = lambda x: x.reshape((e * t,) + x.shape[2:])
     rho = cfg.return_decay
+    # a batch whose episodes all failed has no returns: the statistics stay
+    seen = jnp.any(tr.ok)
     stats = PPOState(
         critic=ppo.critic,
         critic_opt_state=ppo.critic_opt_state,
-        return_mean=rho * ppo.return_mean
-        + (1 - rho) * _weighted_mean(flat(returns), w),
-        return_sq=rho * ppo.return_sq
-        + (1 - rho) * _weighted_mean(flat(returns) ** 2, w),
-        debias=rho * ppo.debias + (1 - rho),
+        return_mean=jnp.where(
+            seen,
+            rho * ppo.return_mean + (1 - rho) * _weighted_mean(flat(returns), w),
+            ppo.return_mean,
+        ),
+        return_sq=jnp.where(
+            seen,
+            rho * ppo.return_sq + (1 - rho) * _weighted_mean(flat(returns) ** 2, w),
+            ppo.return_sq,
+        ),
+        debias=jnp.where(seen, rho * ppo.debias + (1 - rho), ppo.debias),
     )
     mean, std = stats.normaliser()
     targets = (flat(returns) - mean[None]) / std[None]
+    # The value clip's centre, the old prediction, in the new units: the statistics
+    # move by a tenth per step and more after a dual step, and a band around a
+    # prediction in stale units would hold the critic back.
+    values_old = (flat(values) - mean[None]) / std[None]
     a_mean = _weighted_mean(flat(adv), w)
     a_std = jnp.sqrt(_weighted_mean((flat(adv) - a_mean[None]) ** 2, w))
     advantages = (flat(adv) - a_mean[None]) / (a_std[None] + 1e-8)
@@ -411,7 +437,7 @@ def _ppo_step(trainer, env: Environment, state: TrainState):
         flat(tr.log_prob),
         advantages,
         targets,
-        flat(values_n),
+        values_old,
         w,
     )
 
@@ -450,6 +476,11 @@ def _ppo_step(trainer, env: Environment, state: TrainState):
         return reduce(per_agent), per_agent
 
     size = (e * t) // cfg.minibatches
+    if size < 1:
+        raise ValueError(
+            f"PPOConfig.minibatches = {cfg.minibatches} exceeds the {e * t} samples "
+            "per agent of a batch; use fewer minibatches or a larger batch."
+        )
 
     def update(carry, idx):
         policy, critic, a_opt, c_opt = carry
