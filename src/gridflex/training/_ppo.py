@@ -380,133 +380,158 @@ def _ppo_init(trainer, env: Environment, key: PRNGKeyArray, critic_cls) -> Train
     )
 
 
-def _ppo_step(trainer, env: Environment, state: TrainState):
-    cfg: PPOConfig = trainer.ppo
-    ppo: PPOState = state.extra
-    key, k_days, k_roll, k_mb = jax.random.split(state.key, 4)
-    days = sample_days(k_days, env, trainer.batch)
-    tr = transitions(env, state.policy, state.lambdas, k_roll, days)
-    e, t, n = tr.rewards.shape
+class _Samples(eqx.Module):
+    """A batch flattened over episodes and steps, ready for minibatch updates: what
+    the actors and the critic are fitted to."""
+
+    obs: Float[Array, "sample agent obs"]
+    actions: Float[Array, "sample agent"]
+    log_prob: Float[Array, "sample agent"]
+    advantages: Float[Array, "sample agent"]
+    targets: Float[Array, "sample agent"]
+    values_old: Float[Array, "sample agent"]
+    weight: Float[Array, " sample"]
+
+
+def _samples(
+    cfg: PPOConfig, ppo: PPOState, tr: Transitions
+) -> tuple[_Samples, PPOState, Float[Array, " agent"]]:
+    """Advantages (GAE on the critic's values in reward units), the return
+    statistics updated with this batch, the critic's targets in their new units,
+    and the share of the returns' variance the values explained."""
+    e, t, _ = tr.rewards.shape
     dtype = tr.rewards.dtype
-    batched_critic = jax.vmap(jax.vmap(ppo.critic))
-    values_n = batched_critic(tr.obs)
     mean, std = ppo.normaliser()
+    values_n = jax.vmap(jax.vmap(ppo.critic))(tr.obs)
     values = values_n * std[None, None] + mean[None, None]
     adv, returns = gae(tr.rewards, values, cfg.gamma, cfg.gae_lambda)
-
-    # Return statistics, then the critic's targets in their new units.
     w = jnp.broadcast_to(tr.ok[:, None], (e, t)).reshape(-1).astype(dtype)
     flat = lambda x: x.reshape((e * t,) + x.shape[2:])
-    rho = cfg.return_decay
-    # a batch whose episodes all failed has no returns: the statistics stay
-    seen = jnp.any(tr.ok)
+    adv, returns, values = flat(adv), flat(returns), flat(values)
+
+    def ema(old, batch):
+        # a batch whose episodes all failed has no returns: the statistics stay
+        new = cfg.return_decay * old + (1 - cfg.return_decay) * batch
+        return jnp.where(jnp.any(tr.ok), new, old)
+
     stats = PPOState(
         critic=ppo.critic,
         critic_opt_state=ppo.critic_opt_state,
-        return_mean=jnp.where(
-            seen,
-            rho * ppo.return_mean + (1 - rho) * _weighted_mean(flat(returns), w),
-            ppo.return_mean,
-        ),
-        return_sq=jnp.where(
-            seen,
-            rho * ppo.return_sq + (1 - rho) * _weighted_mean(flat(returns) ** 2, w),
-            ppo.return_sq,
-        ),
-        debias=jnp.where(seen, rho * ppo.debias + (1 - rho), ppo.debias),
+        return_mean=ema(ppo.return_mean, _weighted_mean(returns, w)),
+        return_sq=ema(ppo.return_sq, _weighted_mean(returns**2, w)),
+        debias=ema(ppo.debias, jnp.ones((), dtype)),
     )
     mean, std = stats.normaliser()
-    targets = (flat(returns) - mean[None]) / std[None]
-    # The value clip's centre, the old prediction, in the new units: the statistics
-    # move by a tenth per step and more after a dual step, and a band around a
-    # prediction in stale units would hold the critic back.
-    values_old = (flat(values) - mean[None]) / std[None]
-    a_mean = _weighted_mean(flat(adv), w)
-    a_std = jnp.sqrt(_weighted_mean((flat(adv) - a_mean[None]) ** 2, w))
-    advantages = (flat(adv) - a_mean[None]) / (a_std[None] + 1e-8)
 
-    def variance(x):
-        return _weighted_mean((x - _weighted_mean(x, w)[None]) ** 2, w)
+    def centred(x):
+        return x - _weighted_mean(x, w)[None]
 
-    explained = 1 - variance(flat(returns) - flat(values)) / jnp.maximum(
-        variance(flat(returns)), jnp.finfo(dtype).tiny
+    a_std = jnp.sqrt(_weighted_mean(centred(adv) ** 2, w))
+    explained = 1 - _weighted_mean(centred(returns - values) ** 2, w) / jnp.maximum(
+        _weighted_mean(centred(returns) ** 2, w), jnp.finfo(dtype).tiny
     )
-    data = (
-        flat(tr.obs),
-        flat(tr.actions),
-        flat(tr.log_prob),
-        advantages,
-        targets,
-        values_old,
-        w,
+    samples = _Samples(
+        obs=flat(tr.obs),
+        actions=flat(tr.actions),
+        log_prob=flat(tr.log_prob),
+        advantages=centred(adv) / (a_std[None] + 1e-8),
+        targets=(returns - mean[None]) / std[None],
+        # The value clip's centre, the old prediction, in the new units: the
+        # statistics move by a tenth per step and more after a dual step, and a band
+        # around a prediction in stale units would hold the critic back.
+        values_old=(values - mean[None]) / std[None],
+        weight=w,
     )
+    return samples, stats, explained
 
-    actor_opt, critic_opt = optax.adam(cfg.lr), optax.adam(cfg.critic_lr)
-    reduce = jnp.sum if ppo.critic.per_agent else jnp.mean
-    clip_critic = _clip_per_agent if ppo.critic.per_agent else _clip_global
 
-    def actor_loss(policy, mb):
-        obs, actions, logp_old, adv_mb, _, _, wm = mb
-        o, log_std = policy_outputs(policy, obs)
-        log_ratio = gaussian_log_prob(actions, o[..., 0], log_std) - logp_old
-        ratio = jnp.exp(log_ratio)
-        surrogate = clipped_surrogate(log_ratio, adv_mb, cfg.clip)
-        entropy = _weighted_mean(gaussian_entropy(log_std), wm)
-        per_agent = -_weighted_mean(surrogate, wm) - trainer.entropy * entropy
-        aux = {
-            "approx_kl": _weighted_mean((ratio - 1) - log_ratio, wm),
-            "clip_fraction": _weighted_mean(
-                (jnp.abs(ratio - 1) > cfg.clip).astype(dtype), wm
-            ),
-            "entropy": entropy,
-            "policy_loss": _weighted_mean(-surrogate, wm),
-        }
-        # Summed over agents: each agent's gradient is its own mean.
-        return jnp.sum(per_agent), aux
+def _actor_loss(policy, mb: _Samples, cfg: PPOConfig, entropy_weight: float):
+    """Minus the clipped surrogate and the entropy bonus, each agent's own mean over
+    the minibatch, summed over agents (each agent's gradient is its own)."""
+    w = mb.weight
+    o, log_std = policy_outputs(policy, mb.obs)
+    log_ratio = gaussian_log_prob(mb.actions, o[..., 0], log_std) - mb.log_prob
+    ratio = jnp.exp(log_ratio)
+    surrogate = clipped_surrogate(log_ratio, mb.advantages, cfg.clip)
+    entropy = _weighted_mean(gaussian_entropy(log_std), w)
+    per_agent = -_weighted_mean(surrogate, w) - entropy_weight * entropy
+    aux = {
+        "approx_kl": _weighted_mean((ratio - 1) - log_ratio, w),
+        "clip_fraction": _weighted_mean(
+            (jnp.abs(ratio - 1) > cfg.clip).astype(ratio.dtype), w
+        ),
+        "entropy": entropy,
+        "policy_loss": _weighted_mean(-surrogate, w),
+    }
+    return jnp.sum(per_agent), aux
 
-    def critic_loss(critic, mb):
-        obs, _, _, _, target, v_old, wm = mb
-        v = jax.vmap(critic)(obs)
-        v_clipped = v_old + jnp.clip(v - v_old, -cfg.value_clip, cfg.value_clip)
-        loss = jnp.maximum(
-            _huber(target - v, cfg.huber_delta),
-            _huber(target - v_clipped, cfg.huber_delta),
-        )
-        per_agent = _weighted_mean(loss, wm)
-        return reduce(per_agent), per_agent
 
-    size = (e * t) // cfg.minibatches
+def _critic_loss(critic: AbstractCritic, mb: _Samples, cfg: PPOConfig):
+    """The clipped Huber value loss per agent; summed over agents for per-agent
+    critics, averaged for a shared one (its gradient clip is then per network)."""
+    v = jax.vmap(critic)(mb.obs)
+    v_old = mb.values_old
+    v_clipped = v_old + jnp.clip(v - v_old, -cfg.value_clip, cfg.value_clip)
+    loss = jnp.maximum(
+        _huber(mb.targets - v, cfg.huber_delta),
+        _huber(mb.targets - v_clipped, cfg.huber_delta),
+    )
+    per_agent = _weighted_mean(loss, mb.weight)
+    return (jnp.sum if critic.per_agent else jnp.mean)(per_agent), per_agent
+
+
+def _fit(trainer, state: TrainState, samples: _Samples, key: PRNGKeyArray):
+    """`epochs` passes of `minibatches` updates of the actors and the critic.
+
+    **Returns:** `(policy, actor optimiser state, critic, critic optimiser state,
+    metrics)`, the metrics averaged over the updates."""
+    cfg: PPOConfig = trainer.ppo
+    ppo: PPOState = state.extra
+    n_samples = samples.weight.shape[0]
+    size = n_samples // cfg.minibatches
     if size < 1:
         raise ValueError(
-            f"PPOConfig.minibatches = {cfg.minibatches} exceeds the {e * t} samples "
-            "per agent of a batch; use fewer minibatches or a larger batch."
+            f"PPOConfig.minibatches = {cfg.minibatches} exceeds the {n_samples} "
+            "samples per agent of a batch; use fewer minibatches or a larger batch."
         )
+    actor_opt, critic_opt = optax.adam(cfg.lr), optax.adam(cfg.critic_lr)
+    clip_critic = _clip_per_agent if ppo.critic.per_agent else _clip_global
 
     def update(carry, idx):
         policy, critic, a_opt, c_opt = carry
-        mb = jax.tree.map(lambda x: x[idx], data)
-        (_, aux), g_actor = eqx.filter_value_and_grad(actor_loss, has_aux=True)(
-            policy, mb
+        mb = jax.tree.map(lambda x: x[idx], samples)
+        (_, aux), g_actor = eqx.filter_value_and_grad(_actor_loss, has_aux=True)(
+            policy, mb, cfg, trainer.entropy
         )
-        (_, v_loss), g_critic = eqx.filter_value_and_grad(critic_loss, has_aux=True)(
-            critic, mb
+        (_, v_loss), g_critic = eqx.filter_value_and_grad(_critic_loss, has_aux=True)(
+            critic, mb, cfg
         )
         g_actor = _clip_per_agent(g_actor, cfg.max_grad_norm)
         g_critic = clip_critic(g_critic, cfg.max_grad_norm)
         policy, a_opt = apply_updates(actor_opt, policy, g_actor, a_opt)
         critic, c_opt = apply_updates(critic_opt, critic, g_critic, c_opt)
-        aux = {k: jnp.mean(v) for k, v in aux.items()}
-        aux["value_loss"] = jnp.mean(v_loss)
+        aux = {k: jnp.mean(v) for k, v in aux.items()} | {
+            "value_loss": jnp.mean(v_loss)
+        }
         return (policy, critic, a_opt, c_opt), aux
 
     def epoch(carry, k):
-        order = jax.random.permutation(k, e * t)[: size * cfg.minibatches]
+        order = jax.random.permutation(k, n_samples)[: size * cfg.minibatches]
         return jax.lax.scan(update, carry, order.reshape(cfg.minibatches, size))
 
     init = (state.policy, ppo.critic, state.opt_state, ppo.critic_opt_state)
     (policy, critic, a_opt, c_opt), aux = jax.lax.scan(
-        epoch, init, jax.random.split(k_mb, cfg.epochs)
+        epoch, init, jax.random.split(key, cfg.epochs)
     )
+    return policy, a_opt, critic, c_opt, {k: jnp.mean(v) for k, v in aux.items()}
+
+
+def _ppo_step(trainer, env: Environment, state: TrainState):
+    key, k_days, k_roll, k_fit = jax.random.split(state.key, 4)
+    days = sample_days(k_days, env, trainer.batch)
+    tr = transitions(env, state.policy, state.lambdas, k_roll, days)
+    samples, stats, explained = _samples(trainer.ppo, state.extra, tr)
+    policy, a_opt, critic, c_opt, fit_metrics = _fit(trainer, state, samples, k_fit)
     extra = PPOState(
         critic=critic,
         critic_opt_state=c_opt,
@@ -526,7 +551,7 @@ def _ppo_step(trainer, env: Environment, state: TrainState):
     metrics = rollout_metrics(
         tr.cost, tr.lagrangian, tr.channels, tr.n_failed, new.lambdas
     )
-    metrics.update({k: jnp.mean(v) for k, v in aux.items()})
+    metrics.update(fit_metrics)
     metrics["explained_variance"] = jnp.mean(explained)
     return new, metrics
 
