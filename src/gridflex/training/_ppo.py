@@ -22,6 +22,7 @@ differences: a variance floor of 1e-4 (theirs 1e-2) and Adam's default epsilon.
 """
 
 import abc
+import dataclasses
 from typing import ClassVar, TYPE_CHECKING
 
 import equinox as eqx
@@ -414,9 +415,8 @@ def _samples(
         new = cfg.return_decay * old + (1 - cfg.return_decay) * batch
         return jnp.where(jnp.any(tr.ok), new, old)
 
-    stats = PPOState(
-        critic=ppo.critic,
-        critic_opt_state=ppo.critic_opt_state,
+    stats = dataclasses.replace(
+        ppo,
         return_mean=ema(ppo.return_mean, _weighted_mean(returns, w)),
         return_sq=ema(ppo.return_sq, _weighted_mean(returns**2, w)),
         debias=ema(ppo.debias, jnp.ones((), dtype)),
@@ -532,13 +532,7 @@ def _ppo_step(trainer, env: Environment, state: TrainState):
     tr = transitions(env, state.policy, state.lambdas, k_roll, days)
     samples, stats, explained = _samples(trainer.ppo, state.extra, tr)
     policy, a_opt, critic, c_opt, fit_metrics = _fit(trainer, state, samples, k_fit)
-    extra = PPOState(
-        critic=critic,
-        critic_opt_state=c_opt,
-        return_mean=stats.return_mean,
-        return_sq=stats.return_sq,
-        debias=stats.debias,
-    )
+    extra = dataclasses.replace(stats, critic=critic, critic_opt_state=c_opt)
     new = next_state(
         trainer,
         state,
