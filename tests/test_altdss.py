@@ -85,3 +85,51 @@ def test_file_errors(tmp_path):
     )
     with pytest.raises(gff.OpenDSSImportError, match="bad.dss"):
         gff.from_opendss(bad, engine="opendss")
+
+
+def test_files_that_are_not_models_each_get_their_own_message(tmp_path):
+    def fails(path, match):
+        with pytest.raises(gff.OpenDSSImportError, match=match):
+            gff.from_opendss(path, engine="opendss")
+
+    (tmp_path / "master.dss").write_text(GEOMETRY)
+    fails(tmp_path, r"is a folder; give the master \.dss file \(its \.dss files: m")
+    empty = tmp_path / "empty.dss"
+    empty.write_text("\n")
+    fails(empty, "empty.dss: the file is empty")
+    comments = tmp_path / "comments.dss"
+    comments.write_text("! nothing but a comment\nset voltagebases=[12.47]\n")
+    fails(comments, "comments.dss: the file defines no circuit")
+    latin = tmp_path / "latin.dss"
+    latin.write_bytes(GEOMETRY.replace("l1 ", "l\xe91 ").encode("latin-1"))
+    fails(latin, r"latin.dss, line 11: byte 0xe9 is not UTF-8")
+    sub = tmp_path / "sub.dss"
+    sub.write_bytes(b"new line.l\xff2 bus1=b1 bus2=b2 r1=0.1 x1=0.1 length=1\n")
+    outer = tmp_path / "outer.dss"
+    outer.write_text(GEOMETRY + f"redirect {sub.name}\n")
+    fails(outer, "outer.dss: .* not UTF-8 text")
+
+
+@pytest.mark.parametrize(
+    "line,match",
+    [
+        ("new line.bad bus1=b1 bus2=b2 r1=0.1 x1=0.1 length=-1", "Line.bad: length=-1"),
+        ("new line.bad bus1=b1 bus2=b2 r1=0.1 x1=0.1 length=0", "Line.bad: length=0"),
+        (
+            "new line.bad bus1=b1 bus2=b2 r1=0.1 x1=0.1 length=1 normamps=-5",
+            "Line.bad: normamps=-5",
+        ),
+        (
+            "new transformer.bad buses=[b1 b2] conns=[wye wye] kvs=[12.47 0.4] "
+            "kvas=[-50 -50]",
+            "Transformer.bad: winding 1 kva=-50",
+        ),
+        ("new load.bad bus1=b1 kv=12.47 kw=10 model=8", r"Load.bad: model=8 \(ZIPV\)"),
+        ("new load.bad bus1=b1 kv=12.47 kw=nan", "Load.bad"),
+    ],
+)
+def test_values_opendss_accepts_but_physics_does_not(tmp_path, line, match):
+    path = tmp_path / "bad.dss"
+    path.write_text(GEOMETRY.replace("calcvoltagebases", "") + line + "\n")
+    with pytest.raises(gff.OpenDSSImportError, match=match):
+        gff.from_opendss(path, engine="opendss")

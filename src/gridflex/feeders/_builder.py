@@ -23,7 +23,7 @@ import scipy.sparse.csgraph as csgraph
 import scipy.sparse.linalg as spla
 
 from . import _elements as el
-from ._feeder import Feeder, load_model, Loads
+from ._feeder import Feeder, load_model, load_terms, Loads
 
 
 _SQRT3 = math.sqrt(3.0)
@@ -81,6 +81,7 @@ class _Load:
     s_row: complex
     v_nom: float
     model: int
+    terms: tuple[np.ndarray, np.ndarray, float]  # load_terms(model, ...)
 
 
 @dataclasses.dataclass
@@ -485,9 +486,15 @@ class FeederBuilder:
         phases: int = 1,
         conn: str = "wye",
         model: int | str = "constant_power",
+        cvr_watts: float = 1.0,
+        cvr_vars: float = 2.0,
+        zipv: Sequence[float] | None = None,
     ) -> None:
-        """A load, as OpenDSS `Load` (models 1, 2, 5): total `kw` and `kvar` (or `pf`,
-        default 0.88 when neither is given) split equally over its phases, rated `kv`.
+        """A load, as OpenDSS `Load`: total `kw` and `kvar` (or `pf`, default 0.88 when
+        neither is given) split equally over its phases, rated `kv`, drawn as its
+        `model` says (any OpenDSS load model, 1 to 8: `LoadModel` has the equations;
+        model 4 takes `cvr_watts` and `cvr_vars`, model 8 its seven `zipv`
+        coefficients, as OpenDSS names them).
 
         Rows of `Loads`: a wye load connects each phase to its neutral conductor (the
         conductor after the phases, default ground), at `kv / sqrt(3)` for 2-/3-phase
@@ -515,6 +522,12 @@ class FeederBuilder:
             kvar = math.copysign(1.0, pf) * kw * math.tan(math.acos(abs(pf)))
         _check_finite(label, kvar=kvar)
         model_id = int(load_model(model))
+        try:
+            terms = load_terms(
+                model_id, cvr_watts=cvr_watts, cvr_vars=cvr_vars, zipv=zipv
+            )
+        except ValueError as e:
+            raise ValueError(f"{label}: {e}") from None
         if is_delta:
             n_cond = phases + 1 if phases in (1, 2) else phases
             if phases == 1:
@@ -540,7 +553,9 @@ class FeederBuilder:
                 )
         s_row = complex(kw, kvar) / phases
         self._elements.append(
-            _Load(key, str(name).lower(), conductors, rows, s_row, v_nom, model_id)
+            _Load(
+                key, str(name).lower(), conductors, rows, s_row, v_nom, model_id, terms
+            )
         )
 
     def primitive(self, name: str, terminals: Sequence[str], y: np.ndarray) -> None:
@@ -687,6 +702,7 @@ class FeederBuilder:
 
     def _loads(self, index, s) -> Loads:
         names, load, node_a, node_b, s_kva, v_nom, model = [], [], [], [], [], [], []
+        terms: list[tuple[np.ndarray, np.ndarray, float]] = []
         for e in self._elements:
             if not isinstance(e, _Load):
                 continue
@@ -703,7 +719,19 @@ class FeederBuilder:
                 s_kva.append(e.s_row)
                 v_nom.append(e.v_nom)
                 model.append(e.model)
-        return Loads(names, load, node_a, node_b, s_kva, v_nom, model)
+                terms.append(e.terms)
+        return Loads(
+            names,
+            load,
+            node_a,
+            node_b,
+            s_kva,
+            v_nom,
+            model,
+            coefficient=[t[0] for t in terms],
+            exponent=[t[1] for t in terms],
+            cutoff_pu=[t[2] for t in terms],
+        )
 
     def _claim(self, kind: str, name: str, label: str) -> str:
         key = f"{kind}.{str(name).strip().lower()}"

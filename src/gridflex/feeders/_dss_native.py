@@ -1623,9 +1623,9 @@ def _add_load(b: FeederBuilder, obj: _Object, live: Live) -> None:
         file, line = obj.set_at.get("model", obj.where)
         raise _ElementProblem(
             DssProblem(
-                f"load model {obj.load_model} is not supported: gridflex models loads "
-                "as constant power (model=1), constant impedance (2) or constant "
-                f"current (5); change the model, or {_ALTDSS}",
+                f"load model {obj.load_model} is not supported by the native reader "
+                "(models 1, 2 and 5 only); gridflex solves every OpenDSS load model: "
+                f"{_ALTDSS}",
                 file,
                 line,
                 obj.label,

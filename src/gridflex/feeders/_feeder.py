@@ -29,45 +29,113 @@ _NODE_NAME = re.compile(r"^[^.\s]+\.[1-9][0-9]*$")
 class LoadModel(enum.IntEnum):
     """Voltage dependence of a load, numbered as OpenDSS numbers its load models.
 
-    The power drawn at voltage magnitude `|u|` across the load is
-    `s_nom * (|u| / v_nom) ** k` with `k = 0, 2, 1` for the three models.
+    At voltage magnitude `|u|` across the load (`x = |u| / v_nom`) it draws
+    `P = P0 f_P(x)` and `Q = Q0 f_Q(x)`:
+
+    | model | `f_P(x)` | `f_Q(x)` |
+    |---|---|---|
+    | 1 constant power | 1 | 1 |
+    | 2 constant impedance | x² | x² |
+    | 3 motor | 1 | x² |
+    | 4 exponential (CVR) | x^cvr_watts | x^cvr_vars |
+    | 5 constant current | x | x |
+    | 6 fixed Q | 1 | 1, not scaled by load multipliers |
+    | 7 fixed reactance | 1 | x², not scaled by load multipliers |
+    | 8 ZIPV | z_p x² + i_p x + p_p | z_q x² + i_q x + p_q |
+
+    A ZIPV load's seventh coefficient, a cut-off voltage `x_c > 0`, scales its
+    power by OpenDSS's smooth drop-out `(1 + tanh(500 (x - x_c))) / 2`.
     """
 
     CONSTANT_POWER = 1
     CONSTANT_IMPEDANCE = 2
+    MOTOR = 3
+    EXPONENTIAL = 4
     CONSTANT_CURRENT = 5
+    FIXED_Q = 6
+    FIXED_REACTANCE = 7
+    ZIPV = 8
 
-    @property
-    def exponent(self) -> int:
-        return {1: 0, 2: 2, 5: 1}[int(self)]
+
+_MODEL_ALIASES = {
+    "p": 1, "pq": 1, "power": 1, "constant_power": 1,
+    "z": 2, "impedance": 2, "constant_impedance": 2,
+    "motor": 3,
+    "exponential": 4, "cvr": 4,
+    "i": 5, "current": 5, "constant_current": 5,
+    "fixed_q": 6,
+    "fixed_reactance": 7, "fixed_x": 7,
+    "zipv": 8, "zip": 8,
+}  # fmt: skip
 
 
 def load_model(model: "int | str | LoadModel") -> LoadModel:
-    """Parse a load model given as an OpenDSS number, a name or a `LoadModel`."""
+    """Parse a load model given as an OpenDSS number (1 to 8), a name or a
+    `LoadModel`."""
     if isinstance(model, str):
         key = model.strip().lower().replace(" ", "_").replace("-", "_")
-        aliases = {
-            "p": 1, "pq": 1, "power": 1, "constant_power": 1,
-            "z": 2, "impedance": 2, "constant_impedance": 2,
-            "i": 5, "current": 5, "constant_current": 5,
-        }  # fmt: skip
         if key.isdigit():
             model = int(key)
-        elif key in aliases:
-            model = aliases[key]
+        elif key in _MODEL_ALIASES:
+            model = _MODEL_ALIASES[key]
         else:
             raise ValueError(
-                f"Unknown load model {model!r}; use 'constant_power' (OpenDSS model "
-                "1), 'constant_impedance' (2) or 'constant_current' (5)."
+                f"Unknown load model {model!r}; use an OpenDSS model number (1 to 8) "
+                f"or one of {', '.join(repr(k) for k in _MODEL_ALIASES if len(k) > 2)}."
             )
     try:
         return LoadModel(int(model))
     except ValueError:
         raise ValueError(
-            f"Load model {model} is not supported. gridflex supports the OpenDSS load "
-            "models 1 (constant power), 2 (constant impedance) and 5 (constant current "
-            "magnitude); convert other models (3, 4, 6, 7, 8) to one of these."
+            f"Load model {model} does not exist; OpenDSS numbers its load models 1 "
+            "to 8 (see gridflex.feeders.LoadModel)."
         ) from None
+
+
+# The powers of x = |u| / v_nom a load's terms multiply, as in `Loads.exponent`.
+_ZIP_EXPONENTS = (2.0, 1.0, 0.0)
+
+
+def load_terms(
+    model: "int | str | LoadModel",
+    *,
+    cvr_watts: float = 1.0,
+    cvr_vars: float = 2.0,
+    zipv: Sequence[float] | None = None,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """A load model as `(coefficient, exponent, cutoff_pu)`: `[2, 3]` arrays whose rows
+    are P and Q, so `f(x) = sum_j coefficient[:, j] * x ** exponent[:, j]`
+    (`LoadModel` has the table). `cvr_watts`, `cvr_vars`: model 4's exponents;
+    `zipv`: model 8's seven coefficients (OpenDSS's `ZIPV`), which it needs."""
+    m = load_model(model)
+    exponent = np.tile(np.asarray(_ZIP_EXPONENTS), (2, 1))
+    coefficient = np.zeros((2, 3))
+    cutoff = 0.0
+    if m is LoadModel.ZIPV:
+        if zipv is None:
+            raise ValueError(
+                "load model 8 (ZIPV) needs its seven coefficients: zipv=[z_p, i_p, "
+                "p_p, z_q, i_q, p_q, cutoff_pu]."
+            )
+        z = np.asarray(zipv, dtype=np.float64).reshape(-1)
+        if z.shape != (7,) or not np.all(np.isfinite(z)):
+            raise ValueError(
+                f"zipv needs seven finite numbers (z_p, i_p, p_p, z_q, i_q, p_q, "
+                f"cutoff_pu); got {list(np.asarray(zipv).reshape(-1))}."
+            )
+        coefficient = z[:6].reshape(2, 3)
+        cutoff = float(z[6])
+    elif m is LoadModel.EXPONENTIAL:
+        for label, e in (("cvr_watts", cvr_watts), ("cvr_vars", cvr_vars)):
+            if not np.isfinite(e):
+                raise ValueError(f"{label} must be finite; got {e}.")
+        exponent[:, 0] = (cvr_watts, cvr_vars)
+        coefficient[:, 0] = 1.0
+    else:
+        # index into _ZIP_EXPONENTS (2, 1, 0) of P's and Q's single term
+        p, q = {1: (2, 2), 2: (0, 0), 3: (2, 0), 5: (1, 1), 6: (2, 2), 7: (2, 0)}[m]
+        coefficient[0, p] = coefficient[1, q] = 1.0
+    return coefficient, exponent, cutoff
 
 
 class SparseMatrix(eqx.Module):
@@ -114,6 +182,12 @@ class Loads(eqx.Module):
     its current from `node_a` into `node_b`. `s_kva` is the complex power (kW + j kvar,
     positive = consumption) at the nominal voltage magnitude `v_nom_v` across the
     element, so a three-phase 300 kW load appears as three 100 kW rows.
+
+    Each row's voltage dependence (its OpenDSS `model`, see `LoadModel`) is kept as
+    terms: at `x = |u| / v_nom_v` it draws `Re(s_kva) f_P(x) + j Im(s_kva) f_Q(x)`,
+    `f = sum_j coefficient[:, j] * x ** exponent[:, j]` (rows P and Q), times the
+    ZIPV drop-out where `cutoff_pu > 0`. Left out, they follow from `model` (model 8
+    has no default: give its terms, `load_terms(8, zipv=...)`).
     """
 
     names: tuple[str, ...] = eqx.field(static=True)
@@ -123,8 +197,23 @@ class Loads(eqx.Module):
     s_kva: Complex[np.ndarray, " conn"]
     v_nom_v: Float[np.ndarray, " conn"]
     model: Int[np.ndarray, " conn"]
+    coefficient: Float[np.ndarray, "conn 2 3"]
+    exponent: Float[np.ndarray, "conn 2 3"]
+    cutoff_pu: Float[np.ndarray, " conn"]
 
-    def __init__(self, names, load, node_a, node_b, s_kva, v_nom_v, model):
+    def __init__(
+        self,
+        names,
+        load,
+        node_a,
+        node_b,
+        s_kva,
+        v_nom_v,
+        model,
+        coefficient=None,
+        exponent=None,
+        cutoff_pu=None,
+    ):
         self.names = tuple(str(n) for n in names)
         self.load = np.asarray(load, dtype=np.int64).reshape(-1)
         self.node_a = np.asarray(node_a, dtype=np.int64).reshape(-1)
@@ -135,15 +224,31 @@ class Loads(eqx.Module):
             [int(load_model(int(m))) for m in np.asarray(model).reshape(-1)],
             dtype=np.int64,
         )
+        if coefficient is None or exponent is None or cutoff_pu is None:
+            terms = [load_terms(int(m)) for m in self.model]
+            coefficient = [t[0] for t in terms] if coefficient is None else coefficient
+            exponent = [t[1] for t in terms] if exponent is None else exponent
+            cutoff_pu = [t[2] for t in terms] if cutoff_pu is None else cutoff_pu
+        n = self.model.shape[0]
+        self.coefficient = np.asarray(coefficient, dtype=np.float64).reshape(n, 2, 3)
+        self.exponent = np.asarray(exponent, dtype=np.float64).reshape(n, 2, 3)
+        self.cutoff_pu = np.asarray(cutoff_pu, dtype=np.float64).reshape(-1)
 
     def __check_init__(self):
         n = self.load.shape[0]
-        for field in ("node_a", "node_b", "s_kva", "v_nom_v", "model"):
+        for field in ("node_a", "node_b", "s_kva", "v_nom_v", "model", "cutoff_pu"):
             if getattr(self, field).shape != (n,):
                 raise ValueError(
                     f"Loads.{field} has shape {getattr(self, field).shape}; every "
                     f"per-connection array needs shape ({n},)."
                 )
+        terms = np.concatenate(
+            [self.coefficient.ravel(), self.exponent.ravel(), self.cutoff_pu]
+        )
+        if not np.all(np.isfinite(terms)):
+            raise ValueError(
+                "Load model terms (coefficients, exponents) must be finite."
+            )
         if n and (self.load.min() < 0 or self.load.max() >= len(self.names)):
             raise ValueError("Loads.load indexes outside Loads.names.")
         if len(set(self.names)) != len(self.names):
@@ -185,6 +290,17 @@ class Loads(eqx.Module):
             s_kva=self.s_kva[rows],
             v_nom_v=self.v_nom_v[rows],
             model=self.model[rows],
+            coefficient=self.coefficient[rows],
+            exponent=self.exponent[rows],
+            cutoff_pu=self.cutoff_pu[rows],
+        )
+
+    @property
+    def fixed_q(self) -> Any:
+        """Rows whose reactive power ignores load multipliers (models 6 and 7)."""
+        # comparisons, not np.isin: inside a traced function `model` is a tracer
+        return (self.model == LoadModel.FIXED_Q) | (
+            self.model == LoadModel.FIXED_REACTANCE
         )
 
 
@@ -216,6 +332,9 @@ class Feeder(eqx.Module):
     - `y0`: the slack rows of `y` (dense; gives the source's current).
     - `wye_conn`, `wye_pos`, `pair_conn`, `pair_pos_a`, `pair_pos_b`: load connections
         to ground and between nodes, with their positions in `injection_nodes`.
+        `wye_conn` holds the connections to ground whose model has only ZIP terms
+        (x², x, 1; summed per node before the iteration), `term_conn` (at
+        `term_pos`) the other ones, drawn row by row.
     """
 
     name: str = eqx.field(static=True)
@@ -232,6 +351,8 @@ class Feeder(eqx.Module):
     y0: Complex[np.ndarray, "slack all"]
     wye_conn: Int[np.ndarray, " wye"]
     wye_pos: Int[np.ndarray, " wye"]
+    term_conn: Int[np.ndarray, " term"]
+    term_pos: Int[np.ndarray, " term"]
     pair_conn: Int[np.ndarray, " pair"]
     pair_pos_a: Int[np.ndarray, " pair"]
     pair_pos_b: Int[np.ndarray, " pair"]
@@ -290,8 +411,13 @@ class Feeder(eqx.Module):
         pos = np.full(self.n_nodes, -1, dtype=np.int64)
         pos[list(self.injection_nodes)] = np.arange(len(self.injection_nodes))
         wye = self.loads.node_b < 0
-        self.wye_conn = np.flatnonzero(wye)
-        self.wye_pos = pos[self.loads.node_a[wye]]
+        zip_terms = np.all(
+            np.isin(self.loads.exponent, (0.0, 1.0, 2.0)), axis=(1, 2)
+        ) & (self.loads.cutoff_pu == 0)
+        self.wye_conn = np.flatnonzero(wye & zip_terms)
+        self.wye_pos = pos[self.loads.node_a[self.wye_conn]]
+        self.term_conn = np.flatnonzero(wye & ~zip_terms)
+        self.term_pos = pos[self.loads.node_a[self.term_conn]]
         self.pair_conn = np.flatnonzero(~wye)
         self.pair_pos_a = pos[self.loads.node_a[~wye]]
         self.pair_pos_b = pos[self.loads.node_b[~wye]]

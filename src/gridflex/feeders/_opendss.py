@@ -28,7 +28,8 @@ def from_opendss(
         loads of models 1, 2 and 5). `"opendss"` compiles it with the AltDSS engine
         (`pip install 'gridflex[opendss]'`) and reads every element's primitive
         admittance back, so anything OpenDSS can model as a branch (line geometries,
-        wire data, reactors) comes in exactly.
+        wire data, reactors) comes in exactly, and loads of every OpenDSS model
+        (1 to 8, `gridflex.feeders.LoadModel`).
     - `taps`: transformer taps by name: a number sets winding 2's tap (the regulated
         winding of a regulator), a sequence sets every winding's. Without it, taps
         are those written in the file (native) or those OpenDSS holds after running

@@ -41,6 +41,36 @@ class PowerFlowSolution(eqx.Module):
     iterations: Int[Array, ""]
 
 
+class _Terms(eqx.Module):
+    """Loads drawn row by row: `s` (W, var) at nominal voltage `vnom` times
+    `f(x) = sum_j coef[:, :, j] x ** exp[:, :, j]` (rows P and Q), times the ZIPV
+    drop-out where `cutoff > 0` (see `gridflex.feeders.LoadModel`)."""
+
+    s: Float[Array, "2 row"]
+    vnom: Float[Array, " row"]
+    coef: Float[Array, "2 row 3"]
+    exp: Float[Array, "2 row 3"]
+    cutoff: Float[Array, " row"]
+
+    def power(self, mag2: Float[Array, " row"]) -> Float[Array, "2 row"]:
+        """Powers drawn at squared voltage magnitudes `mag2` across the rows."""
+        x2 = mag2 / self.vnom**2
+        x = jnp.sqrt(x2)
+        # the ZIP exponents exactly (x², x, 1), anything else as a power
+        x2b = jnp.broadcast_to(x2[None, :, None], self.exp.shape)
+        xb = jnp.broadcast_to(x[None, :, None], self.exp.shape)
+        terms = jnp.where(
+            self.exp == 2,
+            x2b,
+            jnp.where(self.exp == 1, xb, jnp.where(self.exp == 0, 1.0, xb**self.exp)),
+        )
+        f = jnp.sum(self.coef * terms, axis=-1)
+        drop = jnp.where(
+            self.cutoff > 0, 0.5 * (1 + jnp.tanh(500 * (x - self.cutoff))), 1.0
+        )
+        return self.s * f * drop[None, :]
+
+
 class _Network(eqx.Module):
     """The per-solve data of the Z-Bus map, in the working dtype."""
 
@@ -50,11 +80,11 @@ class _Network(eqx.Module):
     s_p: Float[Array, "2 inj"]  # constant-power coefficients (W, var), re/im rows
     s_i: Float[Array, "2 inj"]  # constant-current coefficients, per volt
     s_z: Float[Array, "2 inj"]  # constant-impedance coefficients, per volt^2
+    wye_pos: Int[Array, " row"]  # wye rows not summed into s_p, s_i, s_z
+    wye: _Terms
     pair_a: Int[Array, " pair"]
     pair_b: Int[Array, " pair"]
-    pair_s: Float[Array, "2 pair"]
-    pair_vnom: Float[Array, " pair"]
-    pair_k: Float[Array, " pair"]
+    pair: _Terms
     pair_h: Float[Array, "inj pair"]  # +1 at a, -1 at b: scatters pair currents
 
 
@@ -71,6 +101,10 @@ def _injection(y: Float[Array, " state"], net: _Network) -> Float[Array, " state
     mag = jnp.sqrt(mag2)
     sr = net.s_p[0] + net.s_i[0] * mag + net.s_z[0] * mag2
     si = net.s_p[1] + net.s_i[1] * mag + net.s_z[1] * mag2
+    if net.wye_pos.shape[0]:
+        rows = net.wye.power(mag2[net.wye_pos])
+        sr = sr.at[net.wye_pos].add(rows[0])
+        si = si.at[net.wye_pos].add(rows[1])
     # Drawn current conj(S / v) = conj(S) v / |v|^2.
     ir = (sr * vr + si * vi) / mag2
     ii = (sr * vi - si * vr) / mag2
@@ -78,11 +112,7 @@ def _injection(y: Float[Array, " state"], net: _Network) -> Float[Array, " state
         ur = vr[net.pair_a] - vr[net.pair_b]
         ui = vi[net.pair_a] - vi[net.pair_b]
         umag2 = ur * ur + ui * ui
-        ratio = jnp.sqrt(umag2) / net.pair_vnom
-        scale = jnp.where(
-            net.pair_k == 0, 1.0, jnp.where(net.pair_k == 1, ratio, ratio * ratio)
-        )
-        pr, pi = net.pair_s[0] * scale, net.pair_s[1] * scale
+        pr, pi = net.pair.power(umag2)
         ir = ir + net.pair_h @ ((pr * ur + pi * ui) / umag2)
         ii = ii + net.pair_h @ ((pr * ui - pi * ur) / umag2)
     return -jnp.concatenate([ir, ii])
@@ -112,22 +142,38 @@ def _network(
     scale = jnp.asarray(load_scale, dtype=dtype)[
         jnp.asarray(loads.load, dtype=jnp.int32)
     ]
+    # models 6 and 7: the reactive power ignores load multipliers
     s_re = jnp.real(s) * scale
-    s_im = jnp.imag(s) * scale
+    s_im = jnp.imag(s) * jnp.where(jnp.asarray(loads.fixed_q), 1.0, scale)
     vnom = jnp.asarray(loads.v_nom_v, dtype=dtype)
-    model = jnp.asarray(loads.model, dtype=jnp.int32)
-    k = jnp.where(model == 1, 0.0, jnp.where(model == 5, 1.0, 2.0)).astype(dtype)
+    coef = jnp.asarray(loads.coefficient, dtype=dtype)
+    exps = jnp.asarray(loads.exponent, dtype=dtype)
+
+    def terms(conn) -> _Terms:
+        rows = jnp.asarray(conn, dtype=jnp.int32)
+        return _Terms(
+            s=jnp.stack([s_re[rows], s_im[rows]]),
+            vnom=vnom[rows],
+            coef=jnp.moveaxis(coef[rows], 1, 0),
+            exp=jnp.moveaxis(exps[rows], 1, 0),
+            cutoff=jnp.asarray(loads.cutoff_pu, dtype=dtype)[rows],
+        )
+
+    # Wye rows whose terms are all ZIP (x², x, 1) are summed per node into three
+    # coefficient vectors (one pass per solve iteration whatever the number of
+    # loads); the others (`feeder.term_conn`) are drawn row by row.
+    idx = jnp.asarray(feeder.wye_conn, dtype=jnp.int32)
+    pos = jnp.asarray(feeder.wye_pos, dtype=jnp.int32)
 
     def aggregate(exponent):
-        idx = jnp.asarray(feeder.wye_conn, dtype=jnp.int32)
-        coef = jnp.where(k[idx] == exponent, 1.0, 0.0) / vnom[idx] ** exponent
-        pos = jnp.asarray(feeder.wye_pos, dtype=jnp.int32)
-        re = jnp.zeros(m, dtype).at[pos].add(s_re[idx] * coef)
-        im = jnp.zeros(m, dtype).at[pos].add(s_im[idx] * coef)
+        # [row, 2]: the coefficients of x**exponent in P and Q
+        weight = jnp.sum(jnp.where(exps[idx] == exponent, coef[idx], 0.0), axis=-1)
+        weight = weight / vnom[idx, None] ** exponent
+        re = jnp.zeros(m, dtype).at[pos].add(s_re[idx] * weight[:, 0])
+        im = jnp.zeros(m, dtype).at[pos].add(s_im[idx] * weight[:, 1])
         return jnp.stack([re, im])
 
     extra = jnp.stack([p_kw[inj], q_kvar[inj]]).astype(dtype) * 1e3
-    pair = jnp.asarray(feeder.pair_conn, dtype=jnp.int32)
     pa, pb = (
         jnp.asarray(feeder.pair_pos_a, dtype=jnp.int32),
         jnp.asarray(feeder.pair_pos_b, dtype=jnp.int32),
@@ -142,11 +188,11 @@ def _network(
         s_p=aggregate(0.0) + extra,
         s_i=aggregate(1.0),
         s_z=aggregate(2.0),
+        wye_pos=jnp.asarray(feeder.term_pos, dtype=jnp.int32),
+        wye=terms(feeder.term_conn),
         pair_a=pa,
         pair_b=pb,
-        pair_s=jnp.stack([s_re[pair], s_im[pair]]),
-        pair_vnom=vnom[pair],
-        pair_k=k[pair],
+        pair=terms(feeder.pair_conn),
         pair_h=h,
     )
 
