@@ -8,6 +8,7 @@ the runs.
     python benchmarks/trainers.py --case ieee13:10 --timing           # split of a step
     python benchmarks/trainers.py --case ieee13:10 --report           # stored runs
     python benchmarks/trainers.py --case ieee123:1000 --scale-only --batches 8 16 32
+    python benchmarks/trainers.py --case ieee13:10 --batch 16 --seeds 0 1 2  # batch check
 
 The protocol (written down before the runs reported in docs/benchmarks.md, the same
 for both methods):
@@ -343,6 +344,7 @@ def report(case: str, batch: int | None, seeds: list[int]) -> dict:
         "per_seed": {str(k): v for k, v in per_seed.items()},
     }
     stem = os.path.join(RESULTS, "trainers_" + os.path.basename(folder))
+    label = case + (f", batch {batch}" if batch else "")
     with open(stem + ".json", "w") as f:
         json.dump(out, f, indent=1)
         f.write("\n")
@@ -351,9 +353,9 @@ def report(case: str, batch: int | None, seeds: list[int]) -> dict:
         stem + ".png",
         keys=("cost", "voltage_violation"),
         units={"voltage_violation": "0.01 pu, day mean", "cost": "GBP/episode"},
-        title=f"GradMAP and GradMA on {case}, seeds {sorted(per_seed)}",
+        title=f"GradMAP and GradMA on {label}, seeds {sorted(per_seed)}",
     )
-    plot_case(case, curves, stem + "_duals.png")
+    plot_case(label, curves, stem + "_duals.png")
     print(json.dumps(out["summary"], indent=1))
     return out
 
