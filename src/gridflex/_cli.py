@@ -200,6 +200,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     path = write_evaluation(args.out or "runs/eval", summary)
     print(json.dumps(summary, indent=2))
     print(f"wrote {path}", file=sys.stderr)
+    if args.crosscheck is not None:
+        from .env import NaiveController
+
+        out = Path(args.out or "runs/eval")
+        _crosscheck(args, env, NaiveController(), args.feeder, args.taps, out)
     return 0
 
 
@@ -232,7 +237,37 @@ def _evaluate_run(args: argparse.Namespace) -> int:
         days=args.days or (int(run["eval_days"]) or None),
     )
     print(json.dumps(summary, indent=2))
+    if args.crosscheck is not None:
+        from .env import PolicyController
+
+        _crosscheck(
+            args,
+            env,
+            PolicyController(state.policy, deterministic=True),
+            run["feeder"],
+            run["taps"],
+            Path(args.out) if args.out else run_dir,
+        )
     return 0
+
+
+def _crosscheck(args, env, controller, feeder: str, taps: str, out: Path) -> None:
+    """`--crosscheck DAY`: the held-out day replayed with OpenDSS solving each step."""
+    from .evaluation import opendss_crosscheck
+
+    user_file = feeder not in BUILTIN
+    check = opendss_crosscheck(
+        env,
+        controller,
+        taps=None if user_file else taps,
+        master=feeder if user_file else None,
+        day=args.crosscheck,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "crosscheck.json"
+    path.write_text(json.dumps(check.summary(), indent=2) + "\n")
+    print(json.dumps(check.summary(), indent=2))
+    print(f"wrote {path}", file=sys.stderr)
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -298,6 +333,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--days", type=int, default=None, help="first N held-out days")
     e.add_argument("--out", default=None, help="folder for eval.json (and figures)")
+    e.add_argument(
+        "--crosscheck",
+        type=int,
+        metavar="DAY",
+        default=None,
+        help="also replay held-out day DAY with OpenDSS solving every step's power "
+        "flow; writes crosscheck.json (largest voltage difference from gridflex)",
+    )
     e.set_defaults(func=_evaluate)
     t = sub.add_parser(
         "train",

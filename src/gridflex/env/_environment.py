@@ -290,6 +290,27 @@ class Environment(eqx.Module):
         profile = jnp.mean(scenarios.load_profiles_kw[:, jnp.asarray(days)], axis=0)
         return profile / self.kept_load_norm_kw
 
+    def home_injections(
+        self,
+        p_dev: Float[Array, " agent"],
+        load_kw: Float[Array, " agent"],
+        pv_kw: Float[Array, " agent"],
+    ) -> tuple[Float[Array, " agent"], Float[Array, " node"], Float[Array, " node"]]:
+        """One step's homes as the power flow sees them: each home's net demand
+        (its device's power plus its household load less its PV, both scaled to the
+        spot load it replaces), and the feeder's node powers `p_kw`, `q_kvar` (the
+        household load at `config.load_pf`; devices and PV at unity)."""
+        dtype = default_float()
+        node = jnp.asarray(self.placement.node)
+        scale = jnp.asarray(self.placement.scale, dtype=dtype)
+        tan_phi = float(np.tan(np.arccos(self.config.load_pf)))
+        load = scale * load_kw
+        net = p_dev + load - scale * pv_kw
+        n_nodes = self.feeder.n_nodes
+        p_node = jnp.zeros(n_nodes, dtype).at[node].add(net)
+        q_node = jnp.zeros(n_nodes, dtype).at[node].add(load * tan_phi)
+        return net, p_node, q_node
+
     def zero_lambdas(self) -> dict[str, Float[Array, ""]]:
         return {c: jnp.zeros((), default_float()) for c in self.channels}
 
@@ -340,8 +361,6 @@ class Environment(eqx.Module):
         data = _to_float(scenarios.episode(day[None]))
         homes = {k: self.homes(k) for k in self.kinds}
         node = jnp.asarray(self.placement.node)
-        scale = jnp.asarray(self.placement.scale, dtype=dtype)
-        tan_phi = float(np.tan(np.arccos(cfg.load_pf)))
         feeder = self.feeder
         v0 = jnp.asarray(feeder.w)
         base = jnp.asarray(feeder.base_v, dtype=dtype)
@@ -405,14 +424,11 @@ class Environment(eqx.Module):
                 weighted_dev = weighted_dev.at[homes[k]].set(
                     lambdas[channel] * (out.violation + beyond)
                 )
-            load = scale * load_kw
-            net = p_dev + load - scale * pv_kw
+            net, p_node, q_node = self.home_injections(p_dev, load_kw, pv_kw)
             meter = cfg.dt_h * (
                 p_imp * jnp.maximum(net, 0) - p_exp * jnp.maximum(-net, 0)
             )
             cost = meter + cost_dev
-            p_node = jnp.zeros(feeder.n_nodes, dtype).at[node].add(net)
-            q_node = jnp.zeros(feeder.n_nodes, dtype).at[node].add(load * tan_phi)
             sol = power_flow(
                 feeder,
                 p_node,

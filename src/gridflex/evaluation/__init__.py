@@ -1,5 +1,9 @@
 """Out-of-sample evaluation over the held-out days, chained."""
 
+from ._crosscheck import (
+    CrossCheck as CrossCheck,
+    opendss_crosscheck as opendss_crosscheck,
+)
 from ._evaluate import (
     evaluate as evaluate,
     Evaluation as Evaluation,
