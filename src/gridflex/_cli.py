@@ -8,10 +8,13 @@
 """
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +23,26 @@ BUILTIN = ("ieee13", "ieee123", "european_lv", "european_lv_reduced")
 METHODS = ("gradmap", "gradma", "gradma_rpo", "ippo", "mappo")
 """`--method`'s choices: the keys of `gridflex.training.TRAINERS` (a test keeps them
 equal; importing that here would load JAX for `--help`)."""
+
+
+class _UserError(Exception):
+    """A mistake in what the user gave (a value, a file, a folder): one line, no
+    traceback (`--debug` or `GRIDFLEX_DEBUG=1` shows it)."""
+
+
+@contextlib.contextmanager
+def _user_input(cleanup: Path | None = None) -> Iterator[None]:
+    """The setup of a command (configuration, feeder, environment, trainer), where
+    every error is the user's input: `ValueError` from validation, `TypeError` from
+    a configuration value of the wrong type, `OSError` from a file or folder. Errors
+    later (training, evaluation) keep their traceback: they are ours. `cleanup`: a
+    folder this command created, removed again so no half-made run is left."""
+    try:
+        yield
+    except (ValueError, TypeError, OSError) as e:
+        if cleanup is not None:
+            shutil.rmtree(cleanup, ignore_errors=True)
+        raise _UserError(str(e)) from e
 
 
 def load_feeder(
@@ -34,15 +57,13 @@ def load_feeder(
 
     if spec in BUILTIN:
         if taps not in ("regulated", "homes", "file"):
-            raise SystemExit(
-                f"gridflex: taps {taps!r}: give 'homes', 'regulated' or 'file'."
-            )
+            raise ValueError(f"taps {taps!r}: give 'homes', 'regulated' or 'file'.")
         return getattr(feeders, spec)(taps=taps)
     if os.path.exists(spec):
         return feeders.from_opendss(spec, engine=engine)
-    raise SystemExit(
-        f"gridflex: unknown feeder {spec!r}: give one of {', '.join(BUILTIN)} or the "
-        "path of an OpenDSS master file."
+    raise ValueError(
+        f"unknown feeder {spec!r}: give one of {', '.join(BUILTIN)} or the path of an "
+        "OpenDSS master file."
     )
 
 
@@ -55,7 +76,8 @@ def _powerflow(args: argparse.Namespace) -> int:
 
     from . import power_flow
 
-    feeder = load_feeder(args.feeder, engine=args.engine)
+    with _user_input():
+        feeder = load_feeder(args.feeder, engine=args.engine)
     scale = np.full(feeder.loads.n_loads, args.load_scale)
     t0 = time.perf_counter()
     sol = power_flow(feeder, load_scale=scale, throw=False)
@@ -123,31 +145,35 @@ def _train(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     saved = out / CONFIG_FILE
-    overrides = _overrides(args)
-    if args.resume and saved.exists():
-        config = load_config(saved, defaults=default_config())
-        changed = load_config(saved, overrides, defaults=default_config())
-        if changed != config:
-            print(
-                "gridflex train --resume: the run continues with its saved "
-                f"configuration ({saved}); drop the conflicting options.",
-                file=sys.stderr,
-            )
-            return 2
-    else:
-        config = load_config(args.config, overrides, defaults=default_config())
-        if (out / "metrics.jsonl").exists() and not args.resume:
-            print(
-                f"gridflex train: {out} already holds a run; pass --resume to "
-                "continue it or choose another --out.",
-                file=sys.stderr,
-            )
-            return 2
-        save_config(out, config)
-    run = config["run"]
-    feeder = load_feeder(run["feeder"], engine=args.engine, taps=run["taps"])
-    env = environment_from_config(config, feeder)
-    trainer = trainer_from_config(config)
+    if out.exists() and not out.is_dir():
+        raise _UserError(f"--out {out} is a file; give a folder for the run.")
+    if args.resume and not saved.exists():
+        raise _UserError(
+            f"--resume: {out} holds no run to resume (no {CONFIG_FILE}); drop "
+            "--resume to start one there."
+        )
+    with _user_input(cleanup=None if out.exists() else out):
+        overrides = _overrides(args)
+        if args.resume:
+            config = load_config(saved, defaults=default_config())
+            changed = load_config(saved, overrides, defaults=default_config())
+            if changed != config:
+                raise _UserError(
+                    "--resume: the run continues with its saved configuration "
+                    f"({saved}); drop the conflicting options."
+                )
+        else:
+            config = load_config(args.config, overrides, defaults=default_config())
+            if (out / "metrics.jsonl").exists():
+                raise _UserError(
+                    f"{out} already holds a run; pass --resume to continue it or "
+                    "choose another --out."
+                )
+            save_config(out, config)
+        run = config["run"]
+        feeder = load_feeder(run["feeder"], engine=args.engine, taps=run["taps"])
+        env = environment_from_config(config, feeder)
+        trainer = trainer_from_config(config)
     result = fit(
         env,
         trainer,
@@ -190,9 +216,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         )
         return 2
     del report_run
-    feeder = load_feeder(args.feeder, engine=args.engine, taps=args.taps)
-    t0 = time.perf_counter()
-    env = make_environment(feeder, args.agents, seed=args.seed)
+    with _user_input():
+        feeder = load_feeder(args.feeder, engine=args.engine, taps=args.taps)
+        t0 = time.perf_counter()
+        env = make_environment(feeder, args.agents, seed=args.seed)
     result = naive_evaluation(env, days=args.days)
     summary = result.summary()
     summary["feeder"] = args.feeder if args.feeder in BUILTIN else feeder.name
@@ -217,11 +244,17 @@ def _evaluate_run(args: argparse.Namespace) -> int:
     from .training._loop import CHECKPOINTS
 
     run_dir = Path(args.run)
-    config = load_config(run_dir / CONFIG_FILE, defaults=default_config())
-    run = config["run"]
-    feeder = load_feeder(run["feeder"], engine=args.engine, taps=run["taps"])
-    env = environment_from_config(config, feeder)
-    trainer = trainer_from_config(config)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise _UserError(
+            f"{run_dir} is not a training run (no {CONFIG_FILE}); give a folder "
+            "written by gridflex train."
+        )
+    with _user_input():
+        config = load_config(run_dir / CONFIG_FILE, defaults=default_config())
+        run = config["run"]
+        feeder = load_feeder(run["feeder"], engine=args.engine, taps=run["taps"])
+        env = environment_from_config(config, feeder)
+        trainer = trainer_from_config(config)
     like = trainer.init(env, jax.random.key(int(run["seed"])))
     state, step, meta = load_checkpoint(run_dir / CHECKPOINTS, like=like)
     metrics = read_metrics(run_dir) if (run_dir / "metrics.jsonl").exists() else None
@@ -310,6 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Decentralised grid-edge control through a differentiable "
         "three-phase power flow.",
     )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of an input error too (or GRIDFLEX_DEBUG=1)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("powerflow", help="solve a feeder's power flow and report it")
     p.add_argument("--feeder", default="ieee13", help="built-in name or .dss path")
@@ -379,7 +417,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    debug = args.debug or os.environ.get("GRIDFLEX_DEBUG", "") not in ("", "0")
+    try:
+        return int(args.func(args))
+    except _UserError as e:
+        if debug:  # the original error, with its traceback
+            raise (e.__cause__ or e) from None
+        print(f"gridflex {args.command}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
