@@ -144,11 +144,7 @@ def read_altdss(
                 _check_properties(dss, *full.lower().split(".", 1))
             except ValueError as e:
                 problems.append(f"{full}: {e}")
-    if problems:
-        raise OpenDSSImportError(
-            f"{path}: cannot import {len(problems)} element(s):\n  - "
-            + "\n  - ".join(problems)
-        )
+    _refuse(path, problems)
     # Make OpenDSS (re)build every Yprim at the final taps.
     try:
         dss.Solution.BuildYMatrix(2, False)
@@ -186,15 +182,20 @@ def read_altdss(
             problems.append(f"{full}: {e}")
     if sources != 1:
         problems.append(f"the circuit has {sources} enabled Vsources; gridflex needs 1")
+    _refuse(path, problems)
+    try:
+        return builder.build(injection_nodes=injection_nodes)
+    except ValueError as e:
+        raise OpenDSSImportError(f"{path}: {e}") from e
+
+
+def _refuse(path: str, problems: list[str]) -> None:
+    """Every problem found, at once, or nothing."""
     if problems:
         raise OpenDSSImportError(
             f"{path}: cannot import {len(problems)} element(s):\n  - "
             + "\n  - ".join(problems)
         )
-    try:
-        return builder.build(injection_nodes=injection_nodes)
-    except ValueError as e:
-        raise OpenDSSImportError(f"{path}: {e}") from e
 
 
 def _check_file(path: str) -> None:
