@@ -54,8 +54,9 @@ class _Terms(eqx.Module):
 
     def power(self, mag2: Float[Array, " row"]) -> Float[Array, "2 row"]:
         """Powers drawn at squared voltage magnitudes `mag2` across the rows."""
-        x2 = mag2 / self.vnom**2
-        x = jnp.sqrt(x2)
+        # as x * x, not mag2 / vnom², so models 2 and 5 round as they always have
+        x = jnp.sqrt(mag2) / self.vnom
+        x2 = x * x
         # the ZIP exponents exactly (x², x, 1), anything else as a power
         x2b = jnp.broadcast_to(x2[None, :, None], self.exp.shape)
         xb = jnp.broadcast_to(x[None, :, None], self.exp.shape)
