@@ -12,6 +12,7 @@ import copy
 import difflib
 import json
 import math
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -150,10 +151,17 @@ def _set(
     for depth, part in enumerate(parts):
         if not isinstance(node_default, Mapping) or part not in node_default:
             table = ".".join(parts[:depth])
-            valid = _leaf_keys(defaults)
-            close = difflib.get_close_matches(key, valid, n=1)
+            close = difflib.get_close_matches(key, _leaf_keys(defaults), n=1)
             hint = f"; did you mean {close[0]!r}" if close else ""
             where = f" in table [{table}]" if table else ""
+            # the keys of the table the typo is in (or the tables), not all ~100
+            if isinstance(node_default, Mapping) and table:
+                valid = _leaf_keys(node_default, table + ".")
+            else:
+                valid = [
+                    f"{k}.*" if isinstance(v, Mapping) else k
+                    for k, v in defaults.items()
+                ]
             raise ValueError(
                 f"unknown config key {key!r} (from {source}){where}{hint}? Valid keys: "
                 f"{', '.join(valid)}."
@@ -203,6 +211,8 @@ def load_config(
         _check_default(k, v)
     config = copy.deepcopy(_as_dicts(defaults))
     if path is not None:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"config file not found: {path}")
         with open(path, "rb") as f:
             try:
                 data = tomllib.load(f)
