@@ -17,6 +17,7 @@ CASES = [
     ("evaluate {tmp}", "is not a training run"),
     ("evaluate --method naive --feeder {tmp}", "file not found"),
     ("powerflow --feeder nowhere.dss", "unknown feeder"),
+    ("powerflow --load-scale nan", "--load-scale nan: give a finite multiplier"),
 ]
 
 
@@ -42,3 +43,11 @@ def test_user_errors_are_one_line(tmp_path, capsys, command, message):
 def test_debug_shows_the_traceback(tmp_path):
     with pytest.raises(ValueError, match="n_homes=-3"):
         main(["--debug", "train", "--agents", "-3", "--out", str(tmp_path / "r")])
+
+
+def test_a_failed_power_flow_still_prints_valid_json(capsys):
+    import json
+
+    assert main(["powerflow", "--load-scale", "50"]) == 1
+    report = json.loads(capsys.readouterr().out)  # NaN would not parse
+    assert report["converged"] is False and "loadability" in report["message"]

@@ -257,6 +257,28 @@ def test_failed_scenario_is_flagged_per_scenario_under_vmap():
     np.testing.assert_allclose(sols.v[2], alone.v, rtol=0, atol=1e-9 * f.base_v.max())
 
 
+def test_non_finite_input_is_named_not_taken_for_a_collapse():
+    f = feeder("ieee13")
+    node = f.injection_nodes[2]
+    p = np.zeros(f.n_nodes)
+    p[node] = np.nan
+    with pytest.raises(ValueError, match=f"not finite .* node.*{f.node_names[node]}"):
+        gf.power_flow(f, p)
+    scale = np.ones(f.loads.n_loads)
+    scale[1] = np.inf
+    with pytest.raises(ValueError, match=f"load_scale .*{f.loads.names[1]}"):
+        gf.power_flow(f, load_scale=scale)
+    # traced: one bad scenario of a batch gets its own result and message
+    batch = jnp.asarray(np.stack([np.zeros(f.n_nodes), p]))
+    sols = jax.vmap(lambda x: gf.power_flow(f, x, throw=False))(batch)
+    codes = np.asarray(sols.result._value)
+    assert codes[0] == RESULTS.successful._value
+    assert codes[1] == RESULTS.non_finite_input._value
+    assert "not finite" in RESULTS[RESULTS.non_finite_input]
+    with pytest.raises(eqx.EquinoxRuntimeError, match="not finite"):
+        eqx.filter_jit(lambda x: gf.power_flow(f, x).v)(jnp.asarray(p))
+
+
 def test_injection_outside_injection_nodes_is_refused():
     f = feeder("ieee13")
     outside = [i for i in range(f.n_nodes) if i not in f.injection_nodes][0]

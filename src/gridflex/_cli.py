@@ -77,6 +77,10 @@ def _powerflow(args: argparse.Namespace) -> int:
     from . import power_flow
 
     with _user_input():
+        if not (np.isfinite(args.load_scale) and args.load_scale >= 0):
+            raise ValueError(
+                f"--load-scale {args.load_scale}: give a finite multiplier >= 0."
+            )
         feeder = load_feeder(args.feeder, engine=args.engine)
     scale = np.full(feeder.loads.n_loads, args.load_scale)
     t0 = time.perf_counter()
@@ -103,7 +107,14 @@ def _powerflow(args: argparse.Namespace) -> int:
         "source_kvar": float(np.imag(np.asarray(sol.s_source_kva)).sum()),
         "seconds_including_compile": round(seconds, 3),
     }
-    text = json.dumps(report, indent=2)
+    # valid JSON whatever the solve gave: a non-finite figure is null
+    text = json.dumps(
+        {
+            k: None if isinstance(v, float) and not np.isfinite(v) else v
+            for k, v in report.items()
+        },
+        indent=2,
+    )
     print(text)
     if args.out:
         os.makedirs(args.out, exist_ok=True)

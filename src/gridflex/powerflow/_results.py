@@ -18,3 +18,8 @@ class RESULTS(optx.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
         "the feeder's maximum loadability, so no operating point exists. Reduce the "
         "load or check the injections' signs (positive = consumption) and units (kW)."
     )
+    non_finite_input = (
+        "An input to the power flow is not finite (NaN or infinite `p_kw`, `q_kvar` or "
+        "`load_scale`), so no voltages were computed. Check the injections and the "
+        "load multipliers that produced it."
+    )

@@ -224,6 +224,27 @@ def _check_injections(feeder: Feeder, p_kw, q_kvar):
     )
 
 
+def _check_finite(feeder: Feeder, p_kw, q_kvar, load_scale) -> None:
+    """Non-finite inputs, named where they are known (outside `jit`); under `jit`
+    they give the result `non_finite_input` instead."""
+    if not is_concrete(p_kw, q_kvar, load_scale):
+        return
+    bad = ~(np.isfinite(np.asarray(p_kw)) & np.isfinite(np.asarray(q_kvar)))
+    if bad.any():
+        names = [feeder.node_names[i] for i in np.flatnonzero(bad)]
+        raise ValueError(
+            f"p_kw/q_kvar are not finite (NaN or infinite) at node(s) "
+            f"{format_names(names)}."
+        )
+    bad = ~np.isfinite(np.asarray(load_scale))
+    if bad.any():
+        names = [feeder.loads.names[i] for i in np.flatnonzero(bad)]
+        raise ValueError(
+            f"load_scale is not finite (NaN or infinite) for load(s) "
+            f"{format_names(names)}."
+        )
+
+
 def default_adjoint() -> optx.ImplicitAdjoint:
     """Implicit adjoint: the Neumann series, guarded, at the working precision.
 
@@ -300,6 +321,7 @@ def power_flow(
             f"{scale.shape}."
         )
     p = _check_injections(feeder, p, q)
+    _check_finite(feeder, p, q, scale)
     net = _network(feeder, p, q, scale)
     inj = np.asarray(feeder.injection_nodes, dtype=np.int64)
     if v_init is None:
@@ -340,6 +362,10 @@ def power_flow(
     )
     diverged = (sol.result == optx.RESULTS.nonfinite) | ~jnp.all(jnp.isfinite(v))
     result = RESULTS.where(diverged, RESULTS.power_flow_diverged, result)
+    # a bad input is not a voltage collapse: say which it is
+    finite = jnp.all(jnp.isfinite(p)) & jnp.all(jnp.isfinite(q))
+    finite = finite & jnp.all(jnp.isfinite(scale))
+    result = RESULTS.where(~finite, RESULTS.non_finite_input, result)
     out = PowerFlowSolution(
         v=v,
         v_pu=v_pu,
