@@ -8,7 +8,7 @@ the runs.
     python benchmarks/trainers.py --case ieee13:10 --timing           # split of a step
     python benchmarks/trainers.py --case ieee13:10 --report           # stored runs
     python benchmarks/trainers.py --case ieee123:1000 --scale-only --batches 8 16 32
-    python benchmarks/trainers.py --case ieee13:10 --batch 16 --seeds 0 1 2  # batch check
+    python benchmarks/trainers.py --case ieee13:10 --batch 16 --seeds 0 1 2  # the batch
 
 The protocol (written down before the runs reported in docs/benchmarks.md, the same
 for both methods):
