@@ -2,6 +2,7 @@
 metrics, TOML configuration with checked overrides, and a progress line."""
 
 from ._checkpoint import (
+    DamagedCheckpointWarning as DamagedCheckpointWarning,
     latest_checkpoint as latest_checkpoint,
     list_checkpoints as list_checkpoints,
     load_checkpoint as load_checkpoint,

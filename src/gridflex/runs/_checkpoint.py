@@ -14,6 +14,9 @@ path, dtype and shape must agree.
 
 import json
 import re
+import warnings
+import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,16 @@ VERSION = 1
 LATEST = "latest"
 _HEADER = "__header__"
 _NAME = re.compile(r"^checkpoint_(\d+)\.npz$")
+
+
+class DamagedCheckpointWarning(UserWarning):
+    """A run was restored from an older checkpoint because a newer one is damaged
+    (truncated, corrupt or unreadable); the message names both."""
+
+
+# What reading a damaged `.npz` raises (truncated zip, bad deflate stream, torn
+# header, unreadable file); a checkpoint that does not fit `like` is not damage.
+_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError)
 
 
 def _file_name(step: int) -> str:
@@ -290,19 +303,56 @@ def load_checkpoint(
     jit caches behave as before the restart (weakly typed arrays of higher rank,
     rare in a training state, come back strongly typed).
 
-    **Raises:** `FileNotFoundError` if there is no checkpoint; `ValueError` naming
-    the first leaf whose path, kind, shape, dtype or key implementation differs.
+    Given a directory, a damaged newest checkpoint (truncated, corrupt, unreadable)
+    is skipped for the newest intact one, with a `DamagedCheckpointWarning` naming
+    both; files are never unpickled.
+
+    **Raises:** `FileNotFoundError` if there is no checkpoint; `ValueError` if none
+    is intact, or naming the first leaf whose path, kind, shape, dtype or key
+    implementation differs from `like`'s.
     """
     path = Path(path)
-    source = latest_checkpoint(path) if path.is_dir() else path
-    if source is None or not source.is_file():
+    if path.is_dir():
+        newest = latest_checkpoint(path)
+        older = [p for _, p in reversed(list_checkpoints(path)) if p != newest]
+        candidates = ([newest] if newest is not None else []) + older
+    else:
+        candidates = [path] if path.is_file() else []
+    if not candidates:
         raise FileNotFoundError(f"load_checkpoint: no checkpoint found at {path}.")
-    with np.load(source, allow_pickle=False) as npz:
+    damaged: list[str] = []
+    for source in candidates:
+        try:
+            header, stored = _read(source)
+        except _DAMAGE as e:
+            damaged.append(f"{source.name} ({type(e).__name__}: {e})")
+            continue
+        if damaged:
+            warnings.warn(
+                f"load_checkpoint: damaged, skipped: {'; '.join(damaged)}; restored "
+                f"from {source} instead.",
+                DamagedCheckpointWarning,
+                stacklevel=2,
+            )
+        return _restore(header, stored, like, source)
+    raise ValueError(
+        f"load_checkpoint: no intact checkpoint at {path}: {'; '.join(damaged)}."
+    )
+
+
+def _read(source: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The header and every stored array of one checkpoint file (never pickle)."""
+    # the file opened here, so it is closed however np.load fails on it
+    with open(source, "rb") as f, np.load(f, allow_pickle=False) as npz:
         header = json.loads(str(npz[_HEADER]))
         if header.get("format") != FORMAT or header.get("version") != VERSION:
-            raise ValueError(f"load_checkpoint: {source} is not a gridflex checkpoint.")
+            raise ValueError("not a gridflex checkpoint")
         stored = {name: npz[name] for name in npz.files if name != _HEADER}
+    return header, stored
 
+
+def _restore(header, stored, like, source: Path):
+    """`like` filled from a checkpoint's header and arrays (see `load_checkpoint`)."""
     leaves, treedef = jtu.tree_flatten_with_path(like)
     like_paths = [jtu.keystr(p) for p, _ in leaves]
     saved_paths = [e["path"] for e in header["leaves"]]
