@@ -653,3 +653,12 @@ def test_scenarios_from_read_series(tmp_path):
             price_export=0.05,
             currency="GBP",
         )
+
+
+def test_an_empty_csv_names_the_file(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="empty.csv: the file is empty"):
+        gd.read_lcl_csv(empty)
+    with pytest.raises(ValueError, match="empty.csv: the file is empty"):
+        gd.read_timeseries_csv(empty, time_column="t", value_column="v", unit="kW")

@@ -494,9 +494,15 @@ def to_steps(
 
 def _read_csv(path: str | os.PathLike, sep: str) -> tuple[pd.DataFrame, np.ndarray]:
     """All columns as text, blank lines dropped, with each row's line number."""
-    frame = pd.read_csv(
-        path, sep=sep, dtype=str, skip_blank_lines=False, keep_default_na=False
-    )
+    try:
+        frame = pd.read_csv(
+            path, sep=sep, dtype=str, skip_blank_lines=False, keep_default_na=False
+        )
+    except pd.errors.EmptyDataError:
+        raise ValueError(
+            f"{path}: the file is empty (no header, no rows); expected a CSV file "
+            "with a header line."
+        ) from None
     lines = np.arange(len(frame)) + 2  # the header is line 1
     blank = np.asarray((frame.apply(lambda c: c.str.strip()) == "").all(axis=1))
     return frame.loc[~blank].reset_index(drop=True), lines[~blank]
