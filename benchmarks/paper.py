@@ -310,7 +310,8 @@ def report(case, batch, seeds, results) -> dict:
         stem + "_curves.png",
         keys=("cost", "voltage_violation"),
         units={"voltage_violation": "0.01 pu, day mean", "cost": "GBP/episode"},
-        title=f"Five methods on {case}, seed {first} (run time = steps × s/step)",
+        title=f"{', '.join(curves)} on {case}, seed {first} "
+        "(run time = steps × s/step)",
     )
     costs = {NAMES[m]: records[m]["held_out"]["policy"]["daily_cost"] for m in records}
     costs["naive"] = records["gradmap"]["held_out"]["naive"]["daily_cost"]
