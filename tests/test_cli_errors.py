@@ -51,3 +51,16 @@ def test_a_failed_power_flow_still_prints_valid_json(capsys):
     assert main(["powerflow", "--load-scale", "50"]) == 1
     report = json.loads(capsys.readouterr().out)  # NaN would not parse
     assert report["converged"] is False and "loadability" in report["message"]
+
+
+def test_a_missing_optional_dependency_says_how_to_install_it(
+    tmp_path, capsys, monkeypatch
+):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "opendssdirect", None)  # import fails
+    args = "evaluate --method naive --feeder ieee13 --agents 10 --days 1"
+    out = tmp_path / "cc"
+    assert main([*args.split(), "--crosscheck", "0", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "pip install 'gridflex[opendss]'" in err

@@ -34,12 +34,13 @@ class _UserError(Exception):
 def _user_input(cleanup: Path | None = None) -> Iterator[None]:
     """The setup of a command (configuration, feeder, environment, trainer), where
     every error is the user's input: `ValueError` from validation, `TypeError` from
-    a configuration value of the wrong type, `OSError` from a file or folder. Errors
+    a configuration value of the wrong type, `OSError` from a file or folder,
+    `ImportError` from an optional dependency not installed. Errors
     later (training, evaluation) keep their traceback: they are ours. `cleanup`: a
     folder this command created, removed again so no half-made run is left."""
     try:
         yield
-    except (ValueError, TypeError, OSError) as e:
+    except (ValueError, TypeError, OSError, ImportError) as e:
         if cleanup is not None:
             shutil.rmtree(cleanup, ignore_errors=True)
         raise _UserError(str(e)) from e
@@ -298,7 +299,10 @@ def _evaluate_run(args: argparse.Namespace) -> int:
 def _crosscheck(args, env, controller, feeder: str, taps: str, out: Path) -> None:
     """`--crosscheck DAY`: the held-out day replayed with OpenDSS solving each step."""
     from .evaluation import opendss_crosscheck
+    from .feeders._altdss import _dss
 
+    with _user_input():
+        _dss()  # opendssdirect.py is an optional dependency: say how to get it
     user_file = feeder not in BUILTIN
     check = opendss_crosscheck(
         env,

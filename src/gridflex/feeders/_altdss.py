@@ -56,8 +56,9 @@ def _dss() -> Any:
         import opendssdirect as dss
     except ImportError as e:
         raise ImportError(
-            "engine='opendss' needs opendssdirect.py: pip install 'gridflex[opendss]' "
-            "(or use engine='native', which needs no OpenDSS)."
+            "OpenDSS (opendssdirect.py) is not installed: pip install "
+            "'gridflex[opendss]'. It is needed for engine='opendss' (engine='native' "
+            "needs no OpenDSS) and for the OpenDSS cross-check."
         ) from e
     return dss
 

@@ -22,9 +22,9 @@ _SHAPE_FILE = re.compile(r"npts=\d+(.*?)mult=\(file=[^)]*\)", re.IGNORECASE)
 
 
 def _dss() -> Any:
-    import opendssdirect as dss
+    from ._altdss import _dss as engine  # with the install hint if it is missing
 
-    return dss
+    return engine()
 
 
 @functools.cache
