@@ -279,6 +279,15 @@ def test_non_finite_input_is_named_not_taken_for_a_collapse():
         eqx.filter_jit(lambda x: gf.power_flow(f, x).v)(jnp.asarray(p))
 
 
+def test_a_floating_injection_node_is_refused_when_declared():
+    """IEEE 123's bus 610 sits behind an ungrounded delta-delta transformer: a wye
+    injection there has no return path (1 kW makes both solvers fail)."""
+    f = feeder("ieee123")
+    with pytest.raises(ValueError, match=r"610\.2.*no path to ground.*delta-delta"):
+        f.with_injection_nodes(["65.1", "610.2"])
+    assert f.with_injection_nodes(["65.1"]).n_nodes == f.n_nodes
+
+
 def test_injection_outside_injection_nodes_is_refused():
     f = feeder("ieee13")
     outside = [i for i in range(f.n_nodes) if i not in f.injection_nodes][0]

@@ -138,6 +138,32 @@ def load_terms(
     return coefficient, exponent, cutoff
 
 
+# Volts per kW a wye injection may move its own node by, in pu, before the node is
+# called floating: about 3e-4 at the most remote nodes of the shipped feeders, 2e4
+# behind IEEE 123's ungrounded delta-delta transformer (bus 610).
+_FLOATING_PU_PER_KW = 1.0
+
+
+def _check_grounded(feeder: "Feeder", nodes: Sequence[int]) -> None:
+    """Refuse declared injection nodes whose zero sequence floats: a wye (to ground)
+    injection there has no return path, so the solve fails at healthy voltages."""
+    column = {n: k for k, n in enumerate(feeder.injection_nodes)}
+    bad = []
+    for i in nodes:
+        z = abs(feeder.z_inj[i, column[i]])
+        pu_per_kw = z * 1e3 / feeder.base_v[i] ** 2
+        if pu_per_kw > _FLOATING_PU_PER_KW:
+            bad.append((feeder.node_names[i], pu_per_kw))
+    if bad:
+        names = format_names([n for n, _ in bad])
+        raise ValueError(
+            f"Injection node(s) {names} of feeder {feeder.name!r}: a wye injection "
+            f"there has no path to ground (1 kW would move the node by "
+            f"{bad[0][1]:.1e} pu): its zero sequence floats, as behind an ungrounded "
+            "delta-delta transformer. Inject elsewhere, or ground the network there."
+        )
+
+
 class SparseMatrix(eqx.Module):
     """A complex matrix in coordinate form, kept on the host.
 
@@ -404,6 +430,7 @@ class Feeder(eqx.Module):
         )
         self.injection_nodes = tuple(sorted(touched | set(extra)))
         self.w, self.z_inj = _zbus(self)
+        _check_grounded(self, sorted(set(extra) - touched))
         self.y0 = self.y.to_scipy()[: self.n_slack, :].toarray()
         # Split the load connections once, on the host, into those to ground
         # (aggregated per node before the iteration) and node-to-node ones; their
