@@ -243,7 +243,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         from .env import NaiveController
 
         out = Path(args.out or "runs/eval")
-        _crosscheck(args, env, NaiveController(), args.feeder, args.taps, out)
+        _crosscheck(
+            args.crosscheck, env, NaiveController(), args.feeder, args.taps, out
+        )
     return 0
 
 
@@ -286,7 +288,7 @@ def _evaluate_run(args: argparse.Namespace) -> int:
         from .env import PolicyController
 
         _crosscheck(
-            args,
+            args.crosscheck,
             env,
             PolicyController(state.policy, deterministic=True),
             run["feeder"],
@@ -296,7 +298,7 @@ def _evaluate_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _crosscheck(args, env, controller, feeder: str, taps: str, out: Path) -> None:
+def _crosscheck(day: int, env, controller, feeder: str, taps: str, out: Path) -> None:
     """`--crosscheck DAY`: the held-out day replayed with OpenDSS solving each step."""
     from .evaluation import opendss_crosscheck
     from .feeders._altdss import _dss
@@ -309,7 +311,7 @@ def _crosscheck(args, env, controller, feeder: str, taps: str, out: Path) -> Non
         controller,
         taps=None if user_file else taps,
         master=feeder if user_file else None,
-        day=args.crosscheck,
+        day=day,
     )
     out.mkdir(parents=True, exist_ok=True)
     path = out / "crosscheck.json"

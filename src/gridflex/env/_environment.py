@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 import optimistix as optx
-from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray, PyTree
 
 from .._misc import default_float
 from ..data import default_scenarios, Scenarios, ScenarioStats
@@ -88,6 +88,13 @@ class EnvConfig(eqx.Module):
             raise ValueError(f"voltage_scale_pu = {self.voltage_scale_pu} must be > 0.")
         if self.episode_chunk is not None and self.episode_chunk < 1:
             raise ValueError(f"episode_chunk = {self.episode_chunk} must be >= 1.")
+
+    def voltage_violation(self, v_pu: Float[ArrayLike, "*batch node"]) -> Array:
+        """The largest violation of the voltage limits over the nodes (pu), per
+        leading index: what the voltage channel counts at one step."""
+        v = jnp.asarray(v_pu)
+        over = jnp.maximum(v - self.v_max_pu, 0) + jnp.maximum(self.v_min_pu - v, 0)
+        return jnp.max(over, axis=-1)
 
 
 # --- controllers -------------------------------------------------------------------
@@ -441,10 +448,7 @@ class Environment(eqx.Module):
             )
             ok = (sol.result == RESULTS.successful) & jnp.all(jnp.isfinite(sol.v_pu))
             v_pu = jnp.where(ok, sol.v_pu, jnp.abs(v_prev) / base)
-            over = jnp.maximum(v_pu - cfg.v_max_pu, 0) + jnp.maximum(
-                cfg.v_min_pu - v_pu, 0
-            )
-            v_viol = jnp.where(ok, jnp.max(over), 0.0)
+            v_viol = jnp.where(ok, cfg.voltage_violation(v_pu), 0.0)
             v_next = jnp.where(ok, sol.v, v_prev)
             # The episode's Lagrangian, N (rho c / c_norm + sum_k lambda_k v_k), split
             # by agent and step: the voltage channel is N times the day's mean of

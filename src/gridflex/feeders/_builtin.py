@@ -55,21 +55,33 @@ def regulated_taps(
     return record.get("taps", {})
 
 
-def _read(name: str, taps: Taps) -> Feeder:
-    model = _load_model(_DATA / _MASTERS[name])
+def resolve_taps(
+    name: str, taps: str | Mapping[str, float | Sequence[float]]
+) -> Mapping[str, float | Sequence[float]] | None:
+    """Built-in feeder `name`'s taps (a `TapChoice` or a mapping; any other string is
+    an error) as transformer name to tap(s), or `None` for the taps written in the
+    model (`"file"`)."""
     if not isinstance(taps, str):
-        model.set_taps(taps)
-    elif taps == "regulated":
-        model.set_taps(regulated_taps(name))
-    elif taps == "homes":
-        model.set_taps(regulated_taps(name, "homes"))
-    elif taps != "file":
+        return taps
+    if taps == "regulated":
+        return regulated_taps(name)
+    if taps == "homes":
+        return regulated_taps(name, "homes")
+    if taps != "file":
         raise ValueError(
             f"taps={taps!r}: use 'regulated' (the taps OpenDSS's regulator controls "
             "settle at for the nominal load), 'homes' (settled for the households' "
             "mean net demand), 'file' (the taps written in the model) or a mapping "
             "of transformer name to tap(s)."
         )
+    return None
+
+
+def _read(name: str, taps: Taps) -> Feeder:
+    model = _load_model(_DATA / _MASTERS[name])
+    mapping = resolve_taps(name, taps)
+    if mapping is not None:
+        model.set_taps(mapping)
     return model.build(injection_nodes=None, voltage_bases_kv=None, name=name)
 
 

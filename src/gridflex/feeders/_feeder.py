@@ -439,7 +439,7 @@ class Feeder(eqx.Module):
         pos[list(self.injection_nodes)] = np.arange(len(self.injection_nodes))
         wye = self.loads.node_b < 0
         zip_terms = np.all(
-            np.isin(self.loads.exponent, (0.0, 1.0, 2.0)), axis=(1, 2)
+            np.isin(self.loads.exponent, _ZIP_EXPONENTS), axis=(1, 2)
         ) & (self.loads.cutoff_pu == 0)
         self.wye_conn = np.flatnonzero(wye & zip_terms)
         self.wye_pos = pos[self.loads.node_a[self.wye_conn]]
