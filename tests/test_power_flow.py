@@ -279,6 +279,50 @@ def test_non_finite_input_is_named_not_taken_for_a_collapse():
         eqx.filter_jit(lambda x: gf.power_flow(f, x).v)(jnp.asarray(p))
 
 
+def test_gradients_through_a_failed_solve_are_nan_unless_masked():
+    """A failed solve has no solution to differentiate at: a loss that depends on it
+    gets NaN gradients; a loss that masks it out gets exact zeros from it; the good
+    scenarios of the batch keep their own gradients; forward mode agrees."""
+    f = feeder("ieee13")
+    scales = jnp.asarray(np.array([1.0, 50.0])[:, None] * np.ones(f.loads.n_loads))
+
+    def per_scenario(s):
+        sol = gf.power_flow(f, load_scale=s, throw=False)
+        loss = jnp.sum(sol.v_pu**2)
+        return jnp.stack([loss, jnp.where(sol.result == RESULTS.successful, loss, 0)])
+
+    # d(total loss)/d(scales), unmasked and masked, in one pass
+    plain, masked = np.asarray(
+        jax.jacrev(lambda x: jnp.sum(jax.vmap(per_scenario)(x), axis=0))(scales)
+    )
+    assert np.isfinite(plain[0]).all() and np.abs(plain[0]).max() > 0
+    np.testing.assert_array_equal(masked[0], plain[0])
+    assert np.isnan(plain[1]).all()
+    assert np.all(masked[1] == 0)
+    fwd = jax.jacfwd(per_scenario)(scales[1])[0]
+    assert np.isnan(np.asarray(fwd)).all()
+
+
+def test_a_non_finite_input_under_grad_gets_its_own_message():
+    """Not Lineax's "bug upstream" crash; under `jit` too, where the forward outputs
+    (and their check) are never computed: the gradient path raises."""
+    f = feeder("ieee13")
+    scale = np.ones(f.loads.n_loads)
+    scale[1] = np.nan
+
+    def loss(s):
+        return jnp.sum(gf.power_flow(f, load_scale=s).v_pu)
+
+    for transform in (jax.grad, lambda fn: jax.jit(jax.grad(fn))):
+        with pytest.raises(Exception, match="not finite") as info:
+            transform(loss)(jnp.asarray(scale))
+        assert "upstream of Lineax" not in str(info.value)
+    v_pu = jax.jit(lambda s: gf.power_flow(f, load_scale=s, throw=False).v_pu)(
+        jnp.asarray(scale)
+    )
+    assert np.isnan(np.asarray(v_pu)).all()  # no voltages from a NaN
+
+
 def test_a_floating_injection_node_is_refused_when_declared():
     """IEEE 123's bus 610 sits behind an ungrounded delta-delta transformer: a wye
     injection there has no return path (1 kW makes both solvers fail)."""

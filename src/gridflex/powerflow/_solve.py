@@ -15,6 +15,7 @@ from jaxtyping import Array, ArrayLike, Complex, Float, Int
 
 from .._misc import complex_dtype, default_float, format_names, is_concrete
 from ..feeders import Feeder
+from ._failure import failure_on_gradients
 from ._linear_solvers import guard_adjoint, Guarded, Neumann
 from ._results import RESULTS
 from ._solvers import AbstractPowerFlowSolver, default_tolerance, ZBus
@@ -293,8 +294,12 @@ def power_flow(
         iterations. Default: `default_adjoint()`, the implicit adjoint with a guarded
         Neumann series.
     - `max_steps`: iteration limit.
-    - `throw`: raise if the solve fails. With `False`, failures are reported in
-        `result` (per scenario under `vmap`) and the voltages are not to be trusted.
+    - `throw`: raise if the solve fails (under `jax.grad` too, from the gradient
+        path). With `False`, failures are reported in `result` (per scenario under
+        `vmap`) and the voltages are not to be trusted (NaN after a non-finite
+        input); gradients through a failed solve are NaN, unless the caller masks it
+        out (`jnp.where(sol.result == RESULTS.successful, loss, 0)`), which gives
+        exact zeros from it.
 
     **Returns:**
 
@@ -322,7 +327,17 @@ def power_flow(
         )
     p = _check_injections(feeder, p, q)
     _check_finite(feeder, p, q, scale)
-    net = _network(feeder, p, q, scale)
+    # Under `jit` or `grad` a non-finite input is only known at run time: solve a
+    # finite stand-in (no load added) so that neither the solve nor its adjoint sees
+    # a NaN, and report `non_finite_input` below.
+    finite = jnp.all(jnp.isfinite(p)) & jnp.all(jnp.isfinite(q))
+    finite = finite & jnp.all(jnp.isfinite(scale))
+    net = _network(
+        feeder,
+        jnp.where(finite, p, 0.0),
+        jnp.where(finite, q, 0.0),
+        jnp.where(finite, scale, 1.0),
+    )
     inj = np.asarray(feeder.injection_nodes, dtype=np.int64)
     if v_init is None:
         y0 = net.w_pu
@@ -363,13 +378,21 @@ def power_flow(
     diverged = (sol.result == optx.RESULTS.nonfinite) | ~jnp.all(jnp.isfinite(v))
     result = RESULTS.where(diverged, RESULTS.power_flow_diverged, result)
     # a bad input is not a voltage collapse: say which it is
-    finite = jnp.all(jnp.isfinite(p)) & jnp.all(jnp.isfinite(q))
-    finite = finite & jnp.all(jnp.isfinite(scale))
     result = RESULTS.where(~finite, RESULTS.non_finite_input, result)
+    # A failed solve's outputs pass no gradient back through the adjoint (which would
+    # differentiate at a point that is not a solution); its gradients are NaN instead,
+    # unless the caller masked it out (see `_failure.py`).
+    failed = result != RESULTS.successful
+    inputs = (p, q, scale)
+
+    def guarded(x):
+        flag = failure_on_gradients(result, inputs, x, throw).astype(x.dtype)
+        return jnp.where(failed, jax.lax.stop_gradient(x), x) + flag
+
     out = PowerFlowSolution(
-        v=v,
-        v_pu=v_pu,
-        s_source_kva=s_source,
+        v=guarded(v),
+        v_pu=guarded(v_pu),
+        s_source_kva=guarded(s_source),
         result=result,
         iterations=jnp.asarray(sol.stats["num_steps"]),
     )
