@@ -654,6 +654,24 @@ def test_scenarios_from_read_series(tmp_path):
             currency="GBP",
         )
 
+    # a negative household load (generation netted in, or a sign slip) is refused
+    netted = dict(homes)
+    netted["B"] = homes["B"] - 5.0 * pv.to_numpy()
+    with pytest.raises(
+        ValueError,
+        match=r"load_profiles_kw is negative at \d+ step\(s\), first .* kW in profile "
+        r"'B' on 2013-01-01 step \d+; household load is consumption .*give "
+        "generation as `pv`",
+    ):
+        gd.Scenarios.from_series(
+            load=netted,
+            pv=None,
+            temperature=temperature,
+            price_import=0.2,
+            price_export=0.05,
+            currency="GBP",
+        )
+
 
 def test_an_empty_csv_names_the_file(tmp_path):
     empty = tmp_path / "empty.csv"

@@ -454,6 +454,36 @@ def test_bad_parameters_raise(cls, kwargs, message):
     assert str(err.value).startswith(cls.__name__)
 
 
+@pytest.mark.parametrize(
+    "value", ["ten", None, [3.0, "x"], "5 kW"], ids=["str", "None", "ragged", "unit"]
+)
+def test_a_parameter_that_is_not_a_number_is_named(value):
+    """What a user without the test suite's type checker sees (here beartype would
+    refuse the call first): the device, the parameter, its value and the fix."""
+    from gridflex.devices._checks import as_number  # what every constructor calls
+
+    with pytest.raises(ValueError) as err:
+        as_number("Battery", "capacity_kwh", value)
+    assert str(err.value) == (
+        f"Battery: capacity_kwh={value!r} is not a number; give a float, or an "
+        "array of floats with one entry per home."
+    )
+
+
+def test_a_non_finite_command_is_never_a_feasible_one():
+    """A NaN command's violation is NaN, an infinite one's infinite: never the 0.0
+    of a feasible command (the environment replaces such commands and counts them)."""
+    cases = [
+        (battery(), f64(5.0)),
+        (heat_pump(), hp_state(20.0)),
+        (generator(), f64(1.0)),
+    ]
+    for device, state in cases:
+        for command in (math.nan, math.inf):
+            out = run_step(device, state, f64(command), inputs())
+            assert not float(out.violation) == 0.0, (type(device).__name__, command)
+
+
 def test_bad_parameter_in_population_names_its_index():
     capacity = jnp.array([5.0, 8.0, -1.0, 6.0])
     with pytest.raises(

@@ -58,7 +58,15 @@ def test_delta_spot_loads_split_over_their_phases():
 
 def test_agents_stand_for_aggregates_on_medium_voltage_only():
     mv = place_homes(gf.feeders.ieee13(), 10, home_peak_kw=5.0)
-    lv = place_homes(gf.feeders.european_lv_reduced(), 100, home_peak_kw=5.0)
+    # 100 homes peaking at 5 kW on 55 loads of about 1 kW: warned, with the figures
+    with pytest.warns(
+        gf.env.PlacementWarning,
+        match=r"100 homes on the 55 spot loads of 'european_lv_reduced' peak at "
+        r"500 kW in all, 8\.6x the "
+        r"57\.89 kVA of spot load they replace \(median home: peak 5 kW, replaces "
+        r"0\.526 kVA\): the feeder will carry more load than it was built for",
+    ):
+        lv = place_homes(gf.feeders.european_lv_reduced(), 100, home_peak_kw=5.0)
     assert np.all(mv.scale > 10)
     assert np.all(lv.scale == 1.0)
     # Homes on every loaded phase of the LV feeder: every spot load is replaced.
@@ -291,6 +299,41 @@ def test_failed_power_flows_are_masked_and_counted():
     assert np.isfinite(float(value))
     assert float(value) == pytest.approx(float(r.episodes.lagrangian[0]))
     assert np.all(np.isfinite(np.asarray(g[0])))
+
+
+def test_non_finite_actions_are_never_free_and_are_counted():
+    """A broken policy's NaN or infinite action reaches no device: the home takes
+    its naive command (its state stays physical) and the step counts a violation of
+    1.0 in that device's channel; the rollout counts them."""
+    e = env()
+    a = np.asarray(_actions(3)).copy()
+    a[5, 0], a[6, 0], a[7, 1] = np.nan, np.inf, -np.inf
+    bad_homes = [0, 0, 1]
+
+    @eqx.filter_jit
+    def run(actions):
+        return e.rollout(
+            OpenLoopController(actions),
+            _lambdas(e, 0.0),
+            jax.random.key(7),
+            jnp.arange(EPISODES) * 40,
+            randomise_initial=True,
+            shift=None,
+        )
+
+    clean = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+    r, r_clean = run(jnp.asarray(a)), run(jnp.asarray(clean))
+    assert int(r.n_non_finite_actions) == 3 * EPISODES
+    assert int(r_clean.n_non_finite_actions) == 0
+    assert np.isfinite(float(r.cost)) and np.isfinite(float(r.lagrangian))
+    for leaf in jax.tree_util.tree_leaves(r.episodes.final_state):
+        assert np.all(np.isfinite(np.asarray(leaf)))
+    # each bad action puts 1.0 / (n_agents * n_steps) into its device's channel
+    kinds = [e.population.kind[h] for h in bad_homes]
+    for kind in set(kinds):
+        channel = type(e.population.groups[kind]).step_channel
+        floor = kinds.count(kind) / (e.n_agents * e.config.n_steps)
+        assert float(r.channels[channel]) >= floor * (1 - 1e-6)
 
 
 # --- evaluation ----------------------------------------------------------------------

@@ -14,6 +14,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import gridflex as gf
@@ -351,3 +352,40 @@ def test_train_writes_the_output_contract(tmp_path):
     assert main(["plot", str(tmp_path), "--out", str(figures)]) == 0
     assert (figures / "training_curves.png").exists()
     assert (figures / "cumulative_cost.png").exists()
+
+
+class _Counter(AbstractTrainer):
+    """A trainer that only counts its steps: `fit`'s bookkeeping, without learning."""
+
+    n_dual: int = 2
+    n_primal: int = 3
+    batch: int = 1
+    dual_lr: float = 1.0
+
+    def init(self, env, key):
+        from gridflex.training._base import init_state
+
+        return init_state(self, env, key, optax.sgd(0.0), gf.training.PolicyConfig())
+
+    def step(self, env, state):
+        new = eqx.tree_at(lambda s: s.step, state, state.step + 1)
+        return new, {"cost": new.step.astype(jnp.float32)}
+
+
+def test_a_metrics_gap_behind_a_checkpoint_is_reported_on_resume(tmp_path):
+    """Rows lost from `metrics.jsonl` for steps a checkpoint covers cannot be
+    recomputed from it: resuming names them instead of skipping them silently."""
+    e, trainer, out = env(), _Counter(), tmp_path / "run"
+    fit(e, trainer, key=jax.random.key(0), out_dir=out, progress=False,
+        checkpoint_every=4)  # fmt: skip
+    lines = (out / "metrics.jsonl").read_text().splitlines(keepends=True)
+    # keep steps 1 and 4 only, and the checkpoint at step 4 alone
+    (out / "metrics.jsonl").write_text(lines[0] + lines[3])
+    for ckpt in (out / "checkpoints").iterdir():
+        if "000004" not in ckpt.name:
+            ckpt.unlink()
+    with pytest.warns(gf.runs.MetricsGapWarning, match=r"step\(s\) 2-3, which"):
+        result = fit(e, trainer, key=jax.random.key(0), out_dir=out,
+                     progress=False, resume=True)  # fmt: skip
+    assert [r["step"] for r in read_metrics(out)] == [1, 4, 5, 6]
+    assert [r["step"] for r in result.metrics] == [1, 4, 5, 6]

@@ -169,6 +169,31 @@ class Scenarios(eqx.Module):
                 f"{self.name}: start_date={self.start_date!r} is not a date "
                 "(YYYY-MM-DD)."
             ) from None
+        if _concrete(self.load_profiles_kw, self.pv_profiles_kw_per_kwp):
+            for field, what, fix in (
+                (
+                    "load_profiles_kw",
+                    "household load is consumption",
+                    "give generation as `pv`, not as negative load",
+                ),
+                (
+                    "pv_profiles_kw_per_kwp",
+                    "PV output is generation",
+                    "give it as a positive output per kWp",
+                ),
+            ):
+                x = np.asarray(getattr(self, field))
+                neg = x < 0
+                if neg.any():
+                    p_, d_, t_ = np.argwhere(neg)[0]
+                    names = self.profile_names if field[0] == "l" else None
+                    which = f"profile {names[p_]!r}" if names else f"profile {p_}"
+                    when = np.datetime64(self.start_date, "D") + int(d_)
+                    raise ValueError(
+                        f"{self.name}: {field} is negative at {int(neg.sum())} "
+                        f"step(s), first {x[p_, d_, t_]:.4g} kW in {which} on {when} "
+                        f"step {int(t_)}; {what} (>= 0): {fix}."
+                    )
         if _concrete(self.load_profile, self.pv_profile, self.day_of_year):
             for field, bound in (("load_profile", n_profiles), ("pv_profile", n_pv)):
                 idx = np.asarray(getattr(self, field))

@@ -9,7 +9,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
 from .._misc import as_float
 from ._base import AbstractDevice, DeviceInputs, DeviceStep
-from ._checks import as_params, check_positive_scale, check_range
+from ._checks import as_number, as_params, check_positive_scale, check_range
 from ._ops import clip, relu, uniform
 from ._sampling import draw_uniform, resolve_ranges
 
@@ -118,9 +118,13 @@ class Battery(AbstractDevice[Float[Array, ""]]):
         eta_b: Real[ArrayLike, "..."] = 10.0,
         c_deg_per_kwh: Real[ArrayLike, "..."] = 0.05,
     ):
-        capacity = as_float(capacity_kwh)
-        e_min = as_float(e_min_kwh)
-        e_max = capacity if e_max_kwh is None else as_float(e_max_kwh)
+        capacity = as_number("Battery", "capacity_kwh", capacity_kwh)
+        e_min = as_number("Battery", "e_min_kwh", e_min_kwh)
+        e_max = (
+            capacity
+            if e_max_kwh is None
+            else as_number("Battery", "e_max_kwh", e_max_kwh)
+        )
         e_req = e_min if e_req_kwh is None else e_req_kwh
         e_init = (e_min + e_max) / 2 if e_init_kwh is None else e_init_kwh
         p = as_params(

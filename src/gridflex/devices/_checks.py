@@ -14,12 +14,25 @@ from jaxtyping import Array, ArrayLike
 from .._misc import as_float, is_concrete
 
 
+def as_number(owner: str, name: str, value) -> Array:
+    """One parameter in the default float dtype; anything that is not a number (a
+    string, `None`, a ragged list) is refused naming the parameter."""
+    try:
+        out = as_float(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{owner}: {name}={value!r} is not a number; give a float, or an array "
+            "of floats with one entry per home."
+        ) from None
+    return out
+
+
 def as_params(owner: str, **values: ArrayLike) -> dict[str, Array]:
     """Cast parameters to the default float dtype and broadcast them to one shape.
 
     A population passes arrays with a leading agent axis; scalars broadcast to it.
     """
-    arrays = {name: as_float(value) for name, value in values.items()}
+    arrays = {name: as_number(owner, name, value) for name, value in values.items()}
     try:
         shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
     except ValueError:

@@ -9,7 +9,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
 from .._misc import as_float
 from ._base import AbstractDevice, DeviceInputs, DeviceStep
-from ._checks import as_params, check_positive_scale, check_range
+from ._checks import as_number, as_params, check_positive_scale, check_range
 from ._ops import clip, relu, uniform
 from ._sampling import draw_uniform, resolve_ranges
 
@@ -83,7 +83,7 @@ class Generator(AbstractDevice[Float[Array, ""]]):
         c2_per_kw2h: Real[ArrayLike, "..."] = 0.0,
         g_init_kw: Real[ArrayLike, "..."] = 0.0,
     ):
-        g_max = as_float(g_max_kw)
+        g_max = as_number("Generator", "g_max_kw", g_max_kw)
         p = as_params(
             "Generator",
             g_max_kw=g_max,

@@ -14,7 +14,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
 from .._misc import as_float
 from ._base import AbstractDevice, DeviceInputs, DeviceStep
-from ._checks import as_params, check_positive_scale, check_range
+from ._checks import as_number, as_params, check_positive_scale, check_range
 from ._ops import clip, relu, uniform
 from ._sampling import draw_uniform, resolve_ranges
 
@@ -166,7 +166,9 @@ class HeatPump(AbstractDevice[HeatPumpState]):
         c_wear_per_kw: Real[ArrayLike, "..."] = 0.005,
     ):
         if theta_ref_c is None:
-            theta_ref_c = (as_float(theta_min_c) + as_float(theta_max_c)) / 2
+            lo = as_number("HeatPump", "theta_min_c", theta_min_c)
+            hi = as_number("HeatPump", "theta_max_c", theta_max_c)
+            theta_ref_c = (lo + hi) / 2
         p = as_params(
             "HeatPump",
             r_c_per_kw=r_c_per_kw,

@@ -12,7 +12,8 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 
 def relu(x: Float[Array, "*s"]) -> Float[Array, "*s"]:
-    return jnp.where(x > 0, x, jnp.zeros_like(x))
+    # NaN stays NaN: a violation computed from a NaN command must not read as zero
+    return jnp.where(x <= 0, jnp.zeros_like(x), x)
 
 
 def clip(x: Float[Array, "*s"], lo: ArrayLike, hi: ArrayLike) -> Float[Array, "*s"]:

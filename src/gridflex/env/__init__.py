@@ -13,4 +13,8 @@ from ._environment import (
     Rollout as Rollout,
     StepTrace as StepTrace,
 )
-from ._placement import place_homes as place_homes, Placement as Placement
+from ._placement import (
+    place_homes as place_homes,
+    Placement as Placement,
+    PlacementWarning as PlacementWarning,
+)

@@ -196,6 +196,7 @@ class EpisodeResult(eqx.Module):
     lagrangian: Float[Array, ""]
     ok: Bool[Array, ""]
     failed_steps: Int[Array, ""]
+    non_finite_actions: Int[Array, ""]
     final_state: PyTree
     trace: StepTrace | None
 
@@ -210,12 +211,16 @@ class Rollout(eqx.Module):
         agents; channels per agent, see `Environment`).
     - `episodes`: the per-episode `EpisodeResult`s (leading episode axis).
     - `n_failed`: episodes with at least one failed power flow.
+    - `n_non_finite_actions`: NaN or infinite actions over the batch (agent-steps).
+        Each is replaced by its device's naive command and counts a violation of
+        1.0 (a full range) in that device's channel, so it is never free.
     """
 
     lagrangian: Float[Array, ""]
     cost: Float[Array, ""]
     channels: dict[str, Float[Array, ""]]
     n_failed: Int[Array, ""]
+    n_non_finite_actions: Int[Array, ""]
     episodes: EpisodeResult
 
 
@@ -376,7 +381,7 @@ class Environment(eqx.Module):
         n_loads = feeder.loads.n_loads
 
         def step_fn(carry, xs):
-            state, v_prev, v_home_prev, failed = carry
+            state, v_prev, v_home_prev, failed, non_finite = carry
             t, load_kw, pv_kw, temp, p_imp, p_exp, kept_t, shift_t, key_t = xs
             inputs = DeviceInputs(t, cfg.n_steps, cfg.dt_h, temp)
             obs_state = jnp.zeros(n, dtype)
@@ -403,6 +408,11 @@ class Environment(eqx.Module):
                 axis=-1,
             )
             a, outputs = controller.act(obs, t, key_t, shift_t)
+            # A NaN or infinite action (a broken policy) is never free and never
+            # reaches a device: its home takes the naive command, and the step
+            # counts a violation of 1.0 (a full range) in that device's channel.
+            bad = ~jnp.isfinite(a)
+            a = jnp.where(bad, 0.0, a)
             u = jnp.clip(a, -1.0, 1.0)
             p_dev = jnp.zeros(n, dtype)
             cost_dev = jnp.zeros(n, dtype)
@@ -410,12 +420,14 @@ class Environment(eqx.Module):
             viol = {}
             new_state = {}
             for k, dev in self.population.groups.items():
+                fallback = eqx.filter_vmap(lambda d, s: d.naive_command(s, inputs))(
+                    dev, state[k]
+                )
                 if naive:
-                    cmd = eqx.filter_vmap(lambda d, s: d.naive_command(s, inputs))(
-                        dev, state[k]
-                    )
+                    cmd = fallback
                 else:
                     cmd = eqx.filter_vmap(lambda d, x: d.decode(x))(dev, u[homes[k]])
+                    cmd = jnp.where(bad[homes[k]], fallback, cmd)
                 out = eqx.filter_vmap(lambda d, s, c: d.step(s, c, inputs))(
                     dev, state[k], cmd
                 )
@@ -426,6 +438,7 @@ class Environment(eqx.Module):
                 beyond = jnp.maximum(jnp.abs(a[homes[k]]) - 1.0, 0.0)
                 if naive:
                     beyond = jnp.zeros_like(beyond)
+                beyond = jnp.where(bad[homes[k]], 1.0, beyond)
                 total = jnp.sum(out.violation + beyond) / n
                 viol[channel] = viol.get(channel, 0.0) + total
                 weighted_dev = weighted_dev.at[homes[k]].set(
@@ -472,7 +485,13 @@ class Environment(eqx.Module):
                 lagrangian=share,
             )
             channels = {VOLTAGE: v_viol, **viol}
-            carry = (new_state, v_next, v_pu[node], failed + jnp.where(ok, 0, 1))
+            carry = (
+                new_state,
+                v_next,
+                v_pu[node],
+                failed + jnp.where(ok, 0, 1),
+                non_finite + jnp.sum(bad),
+            )
             return carry, (channels, trace)
 
         steps = jnp.arange(cfg.n_steps)
@@ -489,8 +508,8 @@ class Environment(eqx.Module):
             keys,
         )
         v_home0 = (jnp.abs(v0) / base)[node]
-        init = (state0, v0, v_home0.astype(dtype), jnp.array(0))
-        (state, _, _, failed), (per_step, trace) = jax.lax.scan(
+        init = (state0, v0, v_home0.astype(dtype), jnp.array(0), jnp.array(0))
+        (state, _, _, failed, non_finite), (per_step, trace) = jax.lax.scan(
             jax.checkpoint(step_fn), init, xs
         )
         # Per-step channels are means over the day, each in its own unit: a device's
@@ -528,6 +547,7 @@ class Environment(eqx.Module):
             lagrangian=lagrangian,
             ok=ok,
             failed_steps=failed,
+            non_finite_actions=non_finite,
             final_state=state,
             trace=trace if record else None,
         )
@@ -623,6 +643,7 @@ class Environment(eqx.Module):
             cost=mean(episodes.cost),
             channels={c: mean(v) for c, v in episodes.channels.items()},
             n_failed=e - n_ok,
+            n_non_finite_actions=jnp.sum(episodes.non_finite_actions),
             episodes=episodes,
         )
 

@@ -9,6 +9,8 @@ demand equals its share of the spot load (a test feeder's spot loads are its pea
 loads). An agent is never scaled below one home.
 """
 
+import warnings
+
 import equinox as eqx
 import numpy as np
 from jaxtyping import Float, Int
@@ -60,6 +62,14 @@ class Placement(eqx.Module):
                 "scale": np.asarray(self.scale),
             }
         )
+
+
+_OVERLOAD = 1.5  # homes' total peak over the spot load they replace, before a warning
+
+
+class PlacementWarning(UserWarning):
+    """Emitted when homes are placed on a feeder whose spot loads are smaller than
+    the homes' own peaks (more homes than the feeder's load carries at one each)."""
 
 
 def spot_load_kw(feeder: Feeder) -> tuple[np.ndarray, dict[int, set[str]]]:
@@ -161,6 +171,28 @@ def place_homes(
         [replaced_weight[n] / homes_at[int(n)] for n in home_node], dtype=np.float64
     )
     scale = np.maximum(1.0, per_home / peak)
+    # More homes than spot loads, each drawing at least its own peak, well beyond the
+    # spot load they replace: the feeder carries more than it was built for. (Fewer
+    # homes than loads are aggregates or one home per load, as the feeder's design.)
+    drawn, replaced_kva = (
+        float(np.sum(np.maximum(peak, per_home))),
+        float(np.sum(per_home)),
+    )
+    n_loads = len(feeder.loads.names)
+    if n_homes > n_loads and drawn > _OVERLOAD * replaced_kva:
+        median_peak, median_share = np.median(peak), np.median(per_home)
+        ratio = drawn / max(replaced_kva, 1e-9)
+        warnings.warn(
+            PlacementWarning(
+                f"{n_homes} homes on the {n_loads} spot loads of {feeder.name!r} "
+                f"peak at {drawn:.4g} kW in all, {ratio:.1f}x "
+                f"the {replaced_kva:.4g} kVA of spot load they replace (median home: "
+                f"peak {median_peak:.3g} kW, replaces {median_share:.3g} kVA): the "
+                "feeder will carry more load than it was built for. Place fewer homes, "
+                "or expect voltages its own loads would not cause."
+            ),
+            stacklevel=2,
+        )
     placed = feeder.without_loads(replaced).with_injection_nodes(
         [feeder.node_names[int(n)] for n in sorted(covered)]
     )

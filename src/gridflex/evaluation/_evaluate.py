@@ -33,6 +33,8 @@ class Evaluation:
         tolerance).
     - `failed_days`: days with a failed power flow (their figures are included as
         computed with the last good voltages; see `failed_steps`).
+    - `non_finite_actions`: NaN or infinite actions (agent-steps), each replaced by
+        its device's naive command and counted as a full-range violation.
     - `daily_cost`, `daily_voltage_violation_pu`: per day.
     - `v_min_pu`, `v_max_pu`: `[day, step]` voltage envelope over all nodes.
     - `power_pu`: `[day, step, agent]` device power on its rating (Fig. 4).
@@ -48,6 +50,7 @@ class Evaluation:
     heat_pump_end_violation: float
     failed_days: int
     failed_steps: int
+    non_finite_actions: int
     days: int
     channels: dict[str, float]
     daily_cost: np.ndarray
@@ -71,6 +74,7 @@ class Evaluation:
             "heat_pump_end_violation": self.heat_pump_end_violation,
             "failed_days": self.failed_days,
             "failed_steps": self.failed_steps,
+            "non_finite_actions": self.non_finite_actions,
             "channels_sum": self.channels,
             "daily_cost": [float(c) for c in self.daily_cost],
             "daily_voltage_violation_pu": [
@@ -105,7 +109,7 @@ def evaluate(
     key = jax.random.key(0) if key is None else key
     out = _chained(env, controller, key, n_days)
     out = jax.tree_util.tree_map(np.asarray, out)
-    costs, channels, failed, v_min, v_max, p_kw, v_viol = out
+    costs, channels, failed, non_finite, v_min, v_max, p_kw, v_viol = out
     ratings = np.asarray(env.ratings_kw())
     n = env.n_agents
     # Report each channel summed over steps, devices and days: the voltage channel
@@ -131,6 +135,7 @@ def evaluate(
         heat_pump_end_violation=sums.get("heat_pump_terminal", 0.0),
         failed_days=int(np.sum(failed > 0)),
         failed_steps=int(np.sum(failed)),
+        non_finite_actions=int(np.sum(non_finite)),
         days=n_days,
         channels=sums,
         daily_cost=costs,
@@ -160,6 +165,7 @@ def _chained(env: Environment, controller: AbstractController, key, n_days: int)
             ep.cost,
             ep.channels,
             ep.failed_steps,
+            ep.non_finite_actions,
             tr.v_min_pu,
             tr.v_max_pu,
             tr.p_kw,

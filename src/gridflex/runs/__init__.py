@@ -18,6 +18,7 @@ from ._config import (
 )
 from ._metrics import (
     METRICS_FILE as METRICS_FILE,
+    MetricsGapWarning as MetricsGapWarning,
     MetricsWriter as MetricsWriter,
     read_metrics as read_metrics,
 )

@@ -100,6 +100,34 @@ def read_metrics(
     return rows
 
 
+class MetricsGapWarning(UserWarning):
+    """A resumed run's metrics file lacks rows for steps its checkpoint covers (the
+    file was cut, edited or replaced): those steps cannot be recomputed from the
+    checkpoint, so the gap is reported, never skipped silently."""
+
+
+def missing_steps(path: str | Path, up_to: int) -> list[int]:
+    """The steps in `1..up_to` that have no row in the metrics file at `path` (a file
+    or a run directory); all of them if the file does not exist."""
+    path = _resolve(path)
+    if not path.exists():
+        return list(range(1, up_to + 1))
+    rows, _ = _parse(path)
+    present = {int(r["step"]) for r in rows if isinstance(r.get("step"), int | float)}
+    return [s for s in range(1, up_to + 1) if s not in present]
+
+
+def format_steps(steps: list[int]) -> str:
+    """`[1, 2, 3, 7]` as `"1-3, 7"`."""
+    runs: list[list[int]] = []
+    for s in steps:
+        if runs and s == runs[-1][1] + 1:
+            runs[-1][1] = s
+        else:
+            runs.append([s, s])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs)
+
+
 class MetricsWriter:
     """Appends one JSON object per line to a metrics file, durably.
 

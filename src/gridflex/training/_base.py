@@ -163,7 +163,8 @@ class EnvGradient(eqx.Module):
     - `g`: `d(sum_e L_e)/d(mu, sigma)`, `[episode, step, agent, 2]`, zero for
         episodes with a failed power flow.
     - `obs`, `outputs`, `actions`: what the policy saw and produced, same layout.
-    - `lagrangian`, `cost`, `channels`, `n_failed`: the rollout's figures.
+    - `lagrangian`, `cost`, `channels`, `n_failed`, `n_non_finite_actions`: the
+        rollout's figures.
     - `nan_entries`: non-finite gradient entries set to zero (counted, never hidden).
     """
 
@@ -175,6 +176,7 @@ class EnvGradient(eqx.Module):
     cost: Float[Array, ""]
     channels: dict[str, Float[Array, ""]]
     n_failed: Int[Array, ""]
+    n_non_finite_actions: Int[Array, ""]
     nan_entries: Int[Array, ""]
 
 
@@ -210,6 +212,7 @@ def environment_gradient(
         cost=r.cost,
         channels=r.channels,
         n_failed=r.n_failed,
+        n_non_finite_actions=r.n_non_finite_actions,
         nan_entries=nan_entries,
     )
 
@@ -338,16 +341,19 @@ def rollout_metrics(
     lagrangian: Float[Array, ""],
     channels: dict[str, Float[Array, ""]],
     n_failed: Int[Array, ""],
+    n_non_finite_actions: Int[Array, ""],
     lambdas: dict[str, Float[Array, ""]],
 ) -> dict[str, Float[Array, ""]]:
     """The metrics every trainer reports of its training rollout: cost, Lagrangian,
-    channels, failed episodes, and the dual variables after this step."""
+    channels, failed episodes, NaN or infinite actions, and the dual variables after
+    this step."""
     dtype = default_float()
     out = {
         "cost": cost,
         "lagrangian": lagrangian,
         "voltage_violation": channels["voltage"],
         "failed_episodes": n_failed.astype(dtype),
+        "non_finite_actions": n_non_finite_actions.astype(dtype),
     }
     out.update(dict(channels))
     out.update({f"lambda_{c}": v for c, v in lambdas.items()})
@@ -360,7 +366,12 @@ def step_metrics(
     """`rollout_metrics` of a gradient trainer's rollout, and the non-finite
     gradient entries it zeroed."""
     out = rollout_metrics(
-        grad.cost, grad.lagrangian, grad.channels, grad.n_failed, lambdas
+        grad.cost,
+        grad.lagrangian,
+        grad.channels,
+        grad.n_failed,
+        grad.n_non_finite_actions,
+        lambdas,
     )
     out["nan_gradient_entries"] = grad.nan_entries.astype(default_float())
     return out

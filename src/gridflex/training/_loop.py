@@ -8,6 +8,7 @@ dropped and redone, so the resumed run's files equal an uninterrupted run's.
 
 import dataclasses
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,14 @@ from ..env import Environment
 from ..runs import (
     latest_checkpoint,
     load_checkpoint,
+    METRICS_FILE,
+    MetricsGapWarning,
     MetricsWriter,
     ProgressBar,
     read_metrics,
     save_checkpoint,
 )
+from ..runs._metrics import format_steps, missing_steps
 from ._base import AbstractTrainer, TrainState
 
 
@@ -86,6 +90,17 @@ def fit(
             state, done, meta = load_checkpoint(ckpt_dir, like=state)
             offset = float(meta.get("wall_s", 0.0))
             writer = MetricsWriter(out, truncate_after_step=done)
+            gap = missing_steps(out, done)
+            if gap:
+                warnings.warn(
+                    MetricsGapWarning(
+                        f"{out / METRICS_FILE} has no row for step(s) "
+                        f"{format_steps(gap)}, which checkpoint step {done} covers; "
+                        "they cannot be recomputed from the checkpoint (start the run "
+                        "afresh to have them), so curves and reports will show the gap."
+                    ),
+                    stacklevel=2,
+                )
         elif has_run or (out / "metrics.jsonl").exists():
             if not resume:
                 raise FileExistsError(

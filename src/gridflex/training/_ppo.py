@@ -66,8 +66,8 @@ class Transitions(eqx.Module):
         (`StepTrace.lagrangian`): summed over agents and steps, minus the Lagrangian.
         Zero in failed episodes.
     - `ok`: episodes whose power flows all converged (the others are masked out).
-    - `lagrangian`, `cost`, `channels`, `n_failed`: the rollout's figures, as the
-        gradient trainers report them.
+    - `lagrangian`, `cost`, `channels`, `n_failed`, `n_non_finite_actions`: the
+        rollout's figures, as the gradient trainers report them.
     """
 
     obs: Float[Array, "episode step agent obs"]
@@ -79,6 +79,7 @@ class Transitions(eqx.Module):
     cost: Float[Array, ""]
     channels: dict[str, Float[Array, ""]]
     n_failed: Array
+    n_non_finite_actions: Array
 
 
 def transitions(
@@ -118,6 +119,7 @@ def transitions(
         cost=r.cost,
         channels=r.channels,
         n_failed=r.n_failed,
+        n_non_finite_actions=r.n_non_finite_actions,
     )
 
 
@@ -543,7 +545,12 @@ def _ppo_step(trainer, env: Environment, state: TrainState):
         extra=extra,
     )
     metrics = rollout_metrics(
-        tr.cost, tr.lagrangian, tr.channels, tr.n_failed, new.lambdas
+        tr.cost,
+        tr.lagrangian,
+        tr.channels,
+        tr.n_failed,
+        tr.n_non_finite_actions,
+        new.lambdas,
     )
     metrics.update(fit_metrics)
     metrics["explained_variance"] = jnp.mean(explained)
