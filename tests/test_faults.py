@@ -29,6 +29,7 @@ CASES = [
     ("train --config missing.toml", "missing.toml"),
     ("train --resume", "holds no run to resume"),
     ("train --out {file}", "is a file; give a folder"),
+    ("train --out {file}/run", "run: part of this path is a file, not a folder; give"),
     ("evaluate {tmp}", "is not a training run"),
     ("evaluate --method naive --feeder {tmp}", "file not found"),
     ("powerflow --feeder nowhere.dss", "unknown feeder"),

@@ -68,23 +68,19 @@ def test_learning_happens(trainer):
     assert after[1] < before[1], (before, after)
     assert len(result.metrics) == 20
     assert all(row["failed_episodes"] == 0 for row in result.metrics)
+    if isinstance(trainer, GradMAP):
+        # GradMAP's trust region governs its step: after the first dual step, every
+        # primal step's mean squared output change D lies in its band
+        # [delta / 1.5, 1.5 delta], with all its inner updates made.
+        after = result.metrics[trainer.n_primal :]
+        delta = trainer.trust_region
+        in_band = np.mean([_in_band(r["trust_region_d"], delta) for r in after])
+        made = np.mean([r["inner_steps_made"] == trainer.inner_steps for r in after])
+        assert in_band >= 0.9 and made >= 0.7, (in_band, made)
 
 
 def _in_band(d, delta):
     return delta / 1.5 <= d <= 1.5 * delta
-
-
-def test_gradmap_trust_region_governs_the_step():
-    # After the first dual step, every primal step's mean squared output change D
-    # lies in GradMAP's band [delta / 1.5, 1.5 delta], with all inner updates made.
-    e = env()
-    trainer = GradMAP(n_dual=3, n_primal=5, batch=32)
-    rows = fit(e, trainer, key=jax.random.key(2), progress=False).metrics
-    after = rows[trainer.n_primal :]
-    delta = trainer.trust_region
-    in_band = np.mean([_in_band(r["trust_region_d"], delta) for r in after])
-    made = np.mean([r["inner_steps_made"] == trainer.inner_steps for r in after])
-    assert in_band >= 0.9 and made >= 0.7, (in_band, made)
 
 
 def test_gradmap_beta_sets_how_far_the_inner_updates_move():

@@ -9,6 +9,7 @@
 
 import argparse
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -43,7 +44,29 @@ def _user_input(cleanup: Path | None = None) -> Iterator[None]:
     except (ValueError, TypeError, OSError, ImportError) as e:
         if cleanup is not None:
             shutil.rmtree(cleanup, ignore_errors=True)
-        raise _UserError(str(e)) from e
+        raise _UserError(_os_message(e) if _bare_os_error(e) else str(e)) from e
+
+
+def _bare_os_error(e: Exception) -> bool:
+    """An `OSError` straight from the system ("[Errno 20] Not a directory: ...")."""
+    return isinstance(e, OSError) and e.filename is not None and str(e).startswith("[")
+
+
+_OS_FIX = {
+    errno.ENOTDIR: "part of this path is a file, not a folder",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "the file system is read-only",
+    errno.ENOENT: "no such file or folder",
+    errno.ENOSPC: "no space left on the device",
+}
+
+
+def _os_message(e: Exception) -> str:
+    assert isinstance(e, OSError)
+    what = _OS_FIX.get(e.errno or 0, (e.strerror or "cannot be used").lower())
+    hint = "" if e.errno == errno.ENOENT else "; give a path you can write to"
+    return f"{e.filename}: {what}{hint}."
 
 
 def load_feeder(
