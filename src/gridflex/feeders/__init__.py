@@ -8,6 +8,7 @@ from ._builtin import (
     ieee13 as ieee13,
     ieee123 as ieee123,
 )
+from ._dss_native import DeenergisedLoadWarning as DeenergisedLoadWarning
 from ._dss_syntax import DssError as DssError
 from ._feeder import (
     Feeder as Feeder,

@@ -22,9 +22,10 @@ import abc
 import dataclasses
 import math
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -1428,11 +1429,13 @@ class _Model:
             _Capacitor: _add_capacitor,
             _Load: _add_load,
         }
+        dropped: list[str] = []
         for obj in self.elements:
             if not obj.enabled:
                 continue
             try:
-                adders[type(obj)](b, obj, live)
+                if adders[type(obj)](b, obj, live) == _DEENERGISED:
+                    dropped.append(obj.label)
             except _ElementProblem as e:
                 problems.append(e.problem)
             except (ValueError, TypeError) as e:  # the builder's checks
@@ -1440,6 +1443,16 @@ class _Model:
                 problems.append(DssProblem(message, *obj.where, obj.label))
         if problems:
             raise DssError(problems)
+        if dropped:
+            warnings.warn(
+                DeenergisedLoadWarning(
+                    f"{self.name}: {len(dropped)} load(s) cut off from the source "
+                    "(open switches or disabled elements) left out: "
+                    f"{format_names(dropped)}; OpenDSS finds them at zero volts. Close "
+                    "the switch to keep them."
+                ),
+                stacklevel=4,
+            )
         try:
             return b.build(injection_nodes=injection_nodes)
         except ValueError as e:
@@ -1525,6 +1538,12 @@ class _ElementProblem(Exception):
 
 
 Live = set[tuple[str, int]]
+_DEENERGISED = "de-energised"  # `_add_load` for a load cut off from the source
+
+
+class DeenergisedLoadWarning(UserWarning):
+    """Loads cut off from the source (by open switches or disabled elements) were left
+    out of the feeder; the warning names them."""
 
 
 def _add_source(b: FeederBuilder, obj: _Object, live: Live) -> None:
@@ -1617,7 +1636,9 @@ def _add_capacitor(b: FeederBuilder, obj: _Object, live: Live) -> None:
     )
 
 
-def _add_load(b: FeederBuilder, obj: _Object, live: Live) -> None:
+def _add_load(
+    b: FeederBuilder, obj: _Object, live: Live
+) -> Literal["de-energised"] | None:
     assert isinstance(obj, _Load)
     if obj.load_model not in (1, 2, 5):
         file, line = obj.set_at.get("model", obj.where)
@@ -1637,7 +1658,7 @@ def _add_load(b: FeederBuilder, obj: _Object, live: Live) -> None:
     nodes = [(bus, k) for k in _default_nodes(obj.bus1, obj.phases, n_cond) if k]
     dead = [n for n in nodes if n not in live]
     if len(dead) == len(nodes):
-        return  # de-energised: OpenDSS finds it at zero volts
+        return _DEENERGISED  # OpenDSS finds it at zero volts; reported by `build`
     if dead:
         raise _ElementProblem(
             DssProblem(
@@ -1808,7 +1829,8 @@ def read_dss(
         `vminpu`/`vmaxpu` are ignored. Load shapes (`yearly`, `daily`, `duty`) are
         ignored: the loads are the base loads. Models other than 1, 2 and 5 are errors.
     - Parts of the network cut off from the source (open switches, disabled elements)
-        are left out; loads there are dropped (OpenDSS finds them at zero volts).
+        are left out; loads there are dropped (OpenDSS finds them at zero volts),
+        with a `DeenergisedLoadWarning` naming them.
 
     **Arguments:**
 
