@@ -27,6 +27,7 @@ CASES = [
     ("train --agents -3", "n_homes=-3: at least one home"),
     ("train --feeder nowhere.dss", "unknown feeder 'nowhere.dss'"),
     ("train --config missing.toml", "missing.toml"),
+    ("train --config {bad}", "bad.toml"),
     ("train --resume", "holds no run to resume"),
     ("train --out {file}", "is a file; give a folder"),
     ("train --out {file}/run", "run: part of this path is a file, not a folder; give"),
@@ -41,8 +42,10 @@ CASES = [
 def test_user_errors_are_one_line(tmp_path, capsys, command, message):
     afile = tmp_path / "afile"
     afile.write_text("")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[gradmap\nlr = \n")
     out = tmp_path / "run"
-    argv = command.format(tmp=tmp_path, file=afile).split()
+    argv = command.format(tmp=tmp_path, file=afile, bad=bad).split()
     if argv[0] == "train" and "--out" not in argv:
         argv += ["--out", str(out)]
     assert main(argv) == 2
@@ -52,6 +55,21 @@ def test_user_errors_are_one_line(tmp_path, capsys, command, message):
     assert re.search(message, err), err
     assert len(err.strip().splitlines()) <= 2
     assert not out.exists()  # no half-made run
+
+
+def test_options_against_a_resumed_run_are_refused_and_the_run_is_kept(
+    tmp_path, capsys
+):
+    from gridflex.runs import save_config
+
+    out = tmp_path / "run"
+    save_config(out, gt.default_config())
+    argv = ["train", "--out", str(out), "--resume", "--set", "gradmap.lr=0.5"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gridflex train: --resume: the run continues with its saved")
+    assert "drop the conflicting options" in err and "Traceback" not in err
+    assert (out / "config.toml").exists()  # an existing run is never cleaned away
 
 
 def test_debug_shows_the_traceback(tmp_path):
