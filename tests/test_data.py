@@ -612,48 +612,31 @@ def test_scenarios_from_read_series(tmp_path):
     np.testing.assert_allclose(ep.price_export, 0.05)
     bigger = sc.for_homes(0, 10)
     assert bigger.n_homes == 10 and (np.asarray(bigger.pv_profile) == 0).all()
-    # Spans that differ are named, with the whole days they share.
-    with pytest.raises(
-        ValueError, match="first_day='2013-01-02', last_day='2013-01-03'"
-    ):
-        gd.Scenarios.from_series(
+
+    def scenarios(**kw):
+        given = dict(
             load=homes,
             pv=None,
-            temperature=temperature.iloc[96:],
-            price_import=0.2,
-            price_export=0.05,
-            currency="GBP",
-        )
-    part = gd.Scenarios.from_series(
-        load=homes,
-        pv=None,
-        temperature=temperature.iloc[96:],
-        price_import=0.2,
-        price_export=0.05,
-        currency="GBP",
-        first_day="2013-01-02",
-        last_day="2013-01-03",
-    )
-    assert part.n_days == 2 and float(part.pv_kwp.max()) == 0
-    with pytest.raises(ValueError, match="temperature is in kW; degC expected"):
-        gd.Scenarios.from_series(
-            load=homes,
-            pv=None,
-            temperature=homes["A"],
-            price_import=0.2,
-            price_export=0.05,
-            currency="GBP",
-        )
-    with pytest.raises(ValueError, match="pv_kwp"):
-        gd.Scenarios.from_series(
-            load=homes,
-            pv=pv,
             temperature=temperature,
             price_import=0.2,
             price_export=0.05,
             currency="GBP",
         )
+        return gd.Scenarios.from_series(**(given | kw))
 
+    # Spans that differ are named, with the whole days they share.
+    with pytest.raises(
+        ValueError, match="first_day='2013-01-02', last_day='2013-01-03'"
+    ):
+        scenarios(temperature=temperature.iloc[96:])
+    part = scenarios(
+        temperature=temperature.iloc[96:], first_day="2013-01-02", last_day="2013-01-03"
+    )
+    assert part.n_days == 2 and float(part.pv_kwp.max()) == 0
+    with pytest.raises(ValueError, match="temperature is in kW; degC expected"):
+        scenarios(temperature=homes["A"])
+    with pytest.raises(ValueError, match="pv_kwp"):
+        scenarios(pv=pv)
     # a negative household load (generation netted in, or a sign slip) is refused
     netted = dict(homes)
     netted["B"] = homes["B"] - 5.0 * pv.to_numpy()
@@ -663,14 +646,7 @@ def test_scenarios_from_read_series(tmp_path):
         r"'B' on 2013-01-01 step \d+; household load is consumption .*give "
         "generation as `pv`",
     ):
-        gd.Scenarios.from_series(
-            load=netted,
-            pv=None,
-            temperature=temperature,
-            price_import=0.2,
-            price_export=0.05,
-            currency="GBP",
-        )
+        scenarios(load=netted)
 
 
 def test_an_empty_csv_names_the_file(tmp_path):
