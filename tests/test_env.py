@@ -302,9 +302,9 @@ def test_failed_power_flows_are_masked_and_counted():
 
 
 def test_non_finite_actions_are_never_free_and_are_counted():
-    """A broken policy's NaN or infinite action reaches no device: the home takes
-    its naive command (its state stays physical) and the step counts a violation of
-    1.0 in that device's channel; the rollout counts them."""
+    """A broken policy's NaN or infinite action reaches no device: the home acts as
+    at u = 0 (its state stays physical) and the step counts a violation of 1.0 in
+    that device's channel; the rollout counts them."""
     e = env()
     a = np.asarray(_actions(3)).copy()
     a[5, 0], a[6, 0], a[7, 1] = np.nan, np.inf, -np.inf

@@ -212,8 +212,9 @@ class Rollout(eqx.Module):
     - `episodes`: the per-episode `EpisodeResult`s (leading episode axis).
     - `n_failed`: episodes with at least one failed power flow.
     - `n_non_finite_actions`: NaN or infinite actions over the batch (agent-steps).
-        Each is replaced by its device's naive command and counts a violation of
-        1.0 (a full range) in that device's channel, so it is never free.
+        Each acts as u = 0 (the middle of the device's command range) and counts a
+        violation of 1.0 (a full range) in that device's channel, so it is never
+        free.
     """
 
     lagrangian: Float[Array, ""]
@@ -409,8 +410,9 @@ class Environment(eqx.Module):
             )
             a, outputs = controller.act(obs, t, key_t, shift_t)
             # A NaN or infinite action (a broken policy) is never free and never
-            # reaches a device: its home takes the naive command, and the step
-            # counts a violation of 1.0 (a full range) in that device's channel.
+            # reaches a device: its home acts as at u = 0 (the middle of its command
+            # range; a battery idles), and the step counts a violation of 1.0 (a full
+            # range) in that device's channel.
             bad = ~jnp.isfinite(a)
             a = jnp.where(bad, 0.0, a)
             u = jnp.clip(a, -1.0, 1.0)
@@ -420,14 +422,12 @@ class Environment(eqx.Module):
             viol = {}
             new_state = {}
             for k, dev in self.population.groups.items():
-                fallback = eqx.filter_vmap(lambda d, s: d.naive_command(s, inputs))(
-                    dev, state[k]
-                )
                 if naive:
-                    cmd = fallback
+                    cmd = eqx.filter_vmap(lambda d, s: d.naive_command(s, inputs))(
+                        dev, state[k]
+                    )
                 else:
                     cmd = eqx.filter_vmap(lambda d, x: d.decode(x))(dev, u[homes[k]])
-                    cmd = jnp.where(bad[homes[k]], fallback, cmd)
                 out = eqx.filter_vmap(lambda d, s, c: d.step(s, c, inputs))(
                     dev, state[k], cmd
                 )

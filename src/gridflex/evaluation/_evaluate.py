@@ -33,8 +33,9 @@ class Evaluation:
         tolerance).
     - `failed_days`: days with a failed power flow (their figures are included as
         computed with the last good voltages; see `failed_steps`).
-    - `non_finite_actions`: NaN or infinite actions (agent-steps), each replaced by
-        its device's naive command and counted as a full-range violation.
+    - `non_finite_actions`: NaN or infinite actions (agent-steps), each acting as
+        u = 0 (the middle of the command range) and counted as a full-range
+        violation.
     - `daily_cost`, `daily_voltage_violation_pu`: per day.
     - `v_min_pu`, `v_max_pu`: `[day, step]` voltage envelope over all nodes.
     - `power_pu`: `[day, step, agent]` device power on its rating (Fig. 4).
