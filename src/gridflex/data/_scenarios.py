@@ -170,14 +170,16 @@ class Scenarios(eqx.Module):
                 "(YYYY-MM-DD)."
             ) from None
         if _concrete(self.load_profiles_kw, self.pv_profiles_kw_per_kwp):
-            for field, what, fix in (
+            for field, names, what, fix in (
                 (
                     "load_profiles_kw",
+                    self.profile_names,
                     "household load is consumption",
                     "give generation as `pv`, not as negative load",
                 ),
                 (
                     "pv_profiles_kw_per_kwp",
+                    (),
                     "PV output is generation",
                     "give it as a positive output per kWp",
                 ),
@@ -186,7 +188,6 @@ class Scenarios(eqx.Module):
                 neg = x < 0
                 if neg.any():
                     p_, d_, t_ = np.argwhere(neg)[0]
-                    names = self.profile_names if field[0] == "l" else None
                     which = f"profile {names[p_]!r}" if names else f"profile {p_}"
                     when = np.datetime64(self.start_date, "D") + int(d_)
                     raise ValueError(

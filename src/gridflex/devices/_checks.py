@@ -18,13 +18,12 @@ def as_number(owner: str, name: str, value) -> Array:
     """One parameter in the default float dtype; anything that is not a number (a
     string, `None`, a ragged list) is refused naming the parameter."""
     try:
-        out = as_float(value)
+        return as_float(value)
     except (TypeError, ValueError):
         raise ValueError(
             f"{owner}: {name}={value!r} is not a number; give a float, or an array "
             "of floats with one entry per home."
         ) from None
-    return out
 
 
 def as_params(owner: str, **values: ArrayLike) -> dict[str, Array]:

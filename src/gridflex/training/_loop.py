@@ -101,7 +101,7 @@ def fit(
                     ),
                     stacklevel=2,
                 )
-        elif has_run or (out / "metrics.jsonl").exists():
+        elif has_run or (out / METRICS_FILE).exists():
             if not resume:
                 raise FileExistsError(
                     f"{out} already holds a training run; pass resume=True "
