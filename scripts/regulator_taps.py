@@ -1,6 +1,6 @@
 """Record the regulator taps OpenDSS's controls settle at, for the built-in feeders.
 
-The native reader keeps regulators at fixed taps (their controls off). A built-in
+gridflex keeps regulators at fixed taps (their controls off). A built-in
 feeder should sit at the usual reference operating point, the taps OpenDSS's
 `RegControl`s settle at under the feeder's nominal load, so this script solves each
 feeder in OpenDSS with its controls on and writes those taps to
@@ -23,7 +23,7 @@ load minus PV over the sum of their 99th-percentile loads; `homes_loadmult()`
 recomputes it). At the nominal taps the regulators boost for a peak the homes almost
 never draw, and the feeder sits above 1.05 pu at every hour whatever the homes do.
 
-Usage (needs `pip install opendssdirect.py`), from the repository root:
+Usage, from the repository root:
 
     python scripts/regulator_taps.py
 """

@@ -8,6 +8,7 @@ import jax.tree_util as jtu
 import lineax as lx
 import numpy as np
 import optimistix as optx
+import scipy.sparse as sp
 
 import gridflex.powerflow as pf
 
@@ -58,3 +59,59 @@ def jnp_float(x):
     return jnp.asarray(
         x, dtype=jnp.float64 if jax.config.read("jax_enable_x64") else jnp.float32
     )
+
+
+def _opendss_network(path, taps=None):
+    """OpenDSS's system Y (loads out, controls off), node names and kV bases."""
+    import opendssdirect as dss
+
+    dss.Text.Command("clear")
+    dss.Text.Command(f"redirect [{path}]")
+    dss.Text.Command("batchedit load..* enabled=no")
+    dss.Text.Command("set controlmode=off")
+    for name, values in (taps or {}).items():
+        dss.Text.Command(f"transformer.{name}.taps=[{' '.join(map(repr, values))}]")
+    dss.Text.Command("calcvoltagebases")
+    bases = {}
+    for bus in dss.Circuit.AllBusNames():
+        dss.Circuit.SetActiveBus(bus)
+        bases[bus.lower()] = dss.Bus.kVBase() * 1000.0
+    dss.Solution.Solve()  # a full build: calcvoltagebases leaves a series-only Y
+    return (*_system_y(dss), bases)
+
+
+def _system_y(dss):
+    """OpenDSS's system Y as it solves with it, and its node names.
+
+    `Circuit.SystemY()` and `YMatrix.getYsparse()` (the same data, sparse) give the
+    *transpose* of the matrix OpenDSS solves: it shows only where an element's Yprim
+    is not symmetric (a source with Z2 != Z1), see `test_opendss_exports_y_transposed`.
+    """
+    data, indices, indptr = dss.YMatrix.getYsparse(False)
+    names = [n.lower() for n in dss.Circuit.YNodeOrder()]
+    y = sp.csc_array((data, indices, indptr), shape=(len(names), len(names)))
+    return sp.csc_array(y.T), names
+
+
+def assert_matches_opendss(feeder, path, *, taps=None, rtol=1e-9) -> float:
+    """Equal system Y over the feeder's nodes (entries relative to the geometric mean
+    of the two diagonal entries), equal node names and equal bases; returns the
+    largest relative difference."""
+    y, names, bases = _opendss_network(path, taps)
+    assert set(feeder.node_names) <= set(names)
+    position = {n: i for i, n in enumerate(names)}
+    ours = [position[n] for n in feeder.node_names]
+    others = sorted(set(range(len(names))) - set(ours))
+    y = sp.csr_array(y)
+    theirs = sp.coo_array(y[ours][:, ours])
+    mine = sp.coo_array(feeder.ynn_sparse)
+    scale = np.sqrt(np.abs(feeder.ynn_sparse.diagonal()))
+    diff = sp.coo_array(mine - theirs)
+    err = np.abs(diff.data) / (scale[diff.row] * scale[diff.col])
+    worst = float(err.max()) if err.size else 0.0
+    assert worst <= rtol, worst
+    if others:  # OpenDSS keeps de-energised nodes; nothing couples them to ours
+        assert np.abs(y[others][:, ours].toarray()).max(initial=0.0) < 1e-9
+    base = np.array([bases[n.split(".")[0]] for n in feeder.node_names])
+    np.testing.assert_allclose(feeder.base_v, base, rtol=1e-12)
+    return worst

@@ -1,14 +1,11 @@
 """The built-in feeders equal OpenDSS's circuits: system Y over the non-slack nodes
 (loads out, controls off, the same regulator taps), node names and voltage bases;
-their data are what SOURCES.md says; they work without OpenDSS."""
+their data are what SOURCES.md says."""
 
 import hashlib
 import importlib.util
 import json
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +13,7 @@ import pytest
 
 from gridflex.feeders import _builtin
 from gridflex.feeders._builtin import (
+    builtin_master,
     european_lv,
     european_lv_reduced,
     ieee13,
@@ -23,7 +21,7 @@ from gridflex.feeders._builtin import (
     regulated_taps,
 )
 
-from .test_dss_native import assert_matches_opendss
+from .helpers import assert_matches_opendss
 
 
 DATA = Path(_builtin.__file__).parent / "data"
@@ -47,47 +45,26 @@ def feeders():
     }
 
 
-@pytest.fixture(scope="module")
-def opendss_copy(tmp_path_factory):
-    """The shipped models, made compilable by OpenDSS: the European LV feeder's load
-    shapes read profile files that are not shipped (and that the comparison does not
-    need), so they become one-point shapes; IEEE 13 also gets a copy without `Solve`,
-    whose taps stay as written in the file."""
-    root = tmp_path_factory.mktemp("feeders")
-    for name in SIZES:
-        shutil.copytree(DATA / name, root / name)
-    shapes = "".join(
-        f"New Loadshape.Shape_{k} npts=1 mult=[1] useactual=true\n"
-        for k in range(1, 101)
-    )
-    (root / "european_lv" / "LoadShapes.txt").write_text(shapes)
-    master = (root / "ieee13" / "IEEE13Nodeckt.dss").read_text()
-    no_solve = "\n".join(
-        line for line in master.splitlines() if line.strip().lower() != "solve"
-    )
-    (root / "ieee13" / "IEEE13Nodeckt_no_solve.dss").write_text(no_solve)
-    return root
-
-
 CASES = {
-    # feeder key: (master in the copy, taps to set in OpenDSS)
-    "ieee13": ("ieee13/IEEE13Nodeckt.dss", "ieee13"),  # its Solve moved the taps
-    "ieee13_file_taps": ("ieee13/IEEE13Nodeckt_no_solve.dss", None),
-    "ieee123": ("ieee123/IEEE123Master.dss", "ieee123"),
-    "european_lv": ("european_lv/Master.dss", None),
-    "european_lv_reduced": ("european_lv_reduced/Master_reduced.dss", None),
+    # feeder key: (built-in master, taps to set in OpenDSS)
+    "ieee13": ("ieee13", "ieee13"),
+    "ieee13_file_taps": ("ieee13", None),
+    "ieee123": ("ieee123", "ieee123"),
+    "european_lv": ("european_lv", None),
+    "european_lv_reduced": ("european_lv_reduced", None),
 }
 
 
 @pytest.mark.parametrize("key", sorted(CASES))
-def test_matches_opendss(feeders, opendss_copy, key):
-    dss = pytest.importorskip("opendssdirect")
+def test_matches_opendss(feeders, key):
+    import opendssdirect as dss
+
     master, taps_of = CASES[key]
     taps = regulated_taps(taps_of) if taps_of else None
     if taps_of:
         assert taps  # the feeders with regulators have recorded taps
     worst = assert_matches_opendss(
-        feeders[key], opendss_copy / master, taps=taps, rtol=1e-9
+        feeders[key], builtin_master(master), taps=taps, rtol=1e-9
     )
     assert worst < 1e-12  # measured: 4.2e-14 or less
     names = {n.lower() for n in dss.Circuit.AllNodeNames()}
@@ -129,7 +106,6 @@ def _regulator_script():
 
 
 def test_recorded_taps_are_what_opendss_settles_at():
-    pytest.importorskip("opendssdirect")
     script = _regulator_script()
     recorded = json.loads((DATA / "regulator_taps.json").read_text())
     for name, (master, settings) in script.CASES.items():
@@ -154,18 +130,3 @@ def test_sources_lists_every_shipped_file_with_its_checksum():
     for path, digest in listed.items():
         assert hashlib.sha256((DATA / path).read_bytes()).hexdigest() == digest, path
     assert (DATA / "LICENSE.txt").read_text().count("Electric Power Research") >= 2
-
-
-def test_works_without_opendss():
-    code = (
-        "import sys\n"
-        "sys.modules['opendssdirect'] = None\n"
-        "sys.modules['dss'] = None\n"
-        "from gridflex.feeders._builtin import ieee13, ieee123, european_lv_reduced\n"
-        "print(ieee13().n_nodes, ieee123().n_nodes, european_lv_reduced().n_nodes)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["41", "278", "333"]

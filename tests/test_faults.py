@@ -7,7 +7,7 @@ library refuses bad values and files with one message naming the file, element o
 field and the fix. (Faults that need a solve or a training run live beside what they
 exercise: failed solves and their gradients in test_power_flow.py, non-finite
 actions in test_env.py, killed, corrupted and resumed runs in test_runs.py and
-test_training.py, OpenDSS engine refusals in test_altdss.py.)"""
+test_training.py, OpenDSS import refusals in test_opendss.py.)"""
 
 import functools
 import re
@@ -32,7 +32,7 @@ CASES = [
     ("train --out {file}", "is a file; give a folder"),
     ("train --out {file}/run", "run: part of this path is a file, not a folder; give"),
     ("evaluate {tmp}", "is not a training run"),
-    ("evaluate --method naive --feeder {tmp}", "file not found"),
+    ("evaluate --method naive --feeder {tmp}", "is a folder; give the master .dss"),
     ("powerflow --feeder nowhere.dss", "unknown feeder"),
     ("powerflow --load-scale nan", "--load-scale nan: give a finite multiplier"),
 ]
@@ -85,9 +85,7 @@ def test_a_failed_power_flow_still_prints_valid_json(capsys):
     assert report["converged"] is False and "loadability" in report["message"]
 
 
-def test_a_missing_optional_dependency_says_how_to_install_it(
-    tmp_path, capsys, monkeypatch
-):
+def test_a_broken_dependency_says_how_to_mend_it(tmp_path, capsys, monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "opendssdirect", None)  # import fails
@@ -95,7 +93,7 @@ def test_a_missing_optional_dependency_says_how_to_install_it(
     out = tmp_path / "cc"
     assert main([*args.split(), "--crosscheck", "0", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "Traceback" not in err and "pip install 'gridflex[opendss]'" in err
+    assert "Traceback" not in err and "pip install 'opendssdirect.py" in err
 
 
 # --- the library: values and files -------------------------------------------------

@@ -1,9 +1,9 @@
 """Every OpenDSS load model (1 to 8), wye and delta, against OpenDSS itself.
 
-Each case is a small feeder written here, compiled by OpenDSS, imported through the
-engine (`from_opendss(engine="opendss")`, which builds its loads with
-`FeederBuilder.load`) and solved by gridflex; OpenDSS solves the same file with its
-loads kept in their model at every voltage (`compile_reference`)."""
+Each case is a small feeder written here, compiled by OpenDSS, imported with
+`from_opendss` (which builds its loads with `FeederBuilder.load`) and solved by
+gridflex; OpenDSS solves the same file with its loads kept in their model at every
+voltage (`compile_reference`)."""
 
 import jax
 import jax.numpy as jnp
@@ -68,7 +68,7 @@ def _write(tmp_path, model: int, extra: str, loadmult: float = 1.0):
 @pytest.mark.parametrize("model", list(MODELS))
 def test_each_load_model_matches_opendss(tmp_path, model):
     path = _write(tmp_path, model, MODELS[model])
-    f = gff.from_opendss(path, engine="opendss")
+    f = gff.from_opendss(path)
     assert set(f.loads.model.tolist()) == {model}
     sol = gf.power_flow(f, solver=EXACT)
     assert max_pu_error(f, sol.v, _opendss(path)) <= 1e-6
@@ -81,7 +81,7 @@ def test_fixed_q_ignores_load_multipliers(tmp_path, model):
     """Models 6 and 7 keep their reactive power (or reactance) at the rated kvar
     whatever multiplies the load, as OpenDSS's `loadmult` shows; model 1 scales."""
     path = _write(tmp_path, model, "", loadmult=0.6)
-    f = gff.from_opendss(path, engine="opendss")
+    f = gff.from_opendss(path)
     sol = gf.power_flow(
         f, solver=EXACT, load_scale=jnp.full(f.loads.n_loads, 0.6, jnp.float64)
     )
@@ -94,13 +94,13 @@ def test_zipv_drop_out(tmp_path):
     the drop-out's slope (250 per pu at the cut-off) stops OpenDSS converging too.
     Newton solves it: the Z-Bus map need not be a contraction there."""
     plain = "zipv=[0.3 0.5 0.2 0.6 0.15 0.25 0]"
-    f = gff.from_opendss(_write(tmp_path, 8, plain), engine="opendss")
+    f = gff.from_opendss(_write(tmp_path, 8, plain))
     v = gf.power_flow(f, solver=EXACT).v
     node = f.node_index(["b2.1"])[0]
     x = float(np.abs(v[node]) / f.base_v[node])
     cut = plain.replace(" 0]", f" {x - 0.005:.6f}]")
     path = _write(tmp_path, 8, cut)
-    g = gff.from_opendss(path, engine="opendss")
+    g = gff.from_opendss(path)
     assert np.any(g.loads.cutoff_pu > 0)
     sol = gf.power_flow(g, solver=gf.powerflow.Newton(rtol=1e-12, atol=1e-12))
     assert max_pu_error(g, sol.v, _opendss(path)) <= 1e-6
@@ -109,7 +109,7 @@ def test_zipv_drop_out(tmp_path):
 
 @pytest.mark.parametrize("model", [3, 4, 7, 8])
 def test_gradients_through_load_models_match_finite_differences(tmp_path, model):
-    f = gff.from_opendss(_write(tmp_path, model, MODELS[model]), engine="opendss")
+    f = gff.from_opendss(_write(tmp_path, model, MODELS[model]))
 
     def loss(scale):
         v = gf.power_flow(f, solver=EXACT, load_scale=scale).v_pu

@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
 
 
 BUILTIN = ("ieee13", "ieee123", "european_lv", "european_lv_reduced")
@@ -36,7 +35,7 @@ def _user_input(cleanup: Path | None = None) -> Iterator[None]:
     """The setup of a command (configuration, feeder, environment, trainer), where
     every error is the user's input: `ValueError` from validation, `TypeError` from
     a configuration value of the wrong type, `OSError` from a file or folder,
-    `ImportError` from an optional dependency not installed. Errors
+    `ImportError` from a dependency missing or broken. Errors
     later (training, evaluation) keep their traceback: they are ours. `cleanup`: a
     folder this command created, removed again so no half-made run is left."""
     try:
@@ -69,12 +68,7 @@ def _os_message(e: Exception) -> str:
     return f"{e.filename}: {what}{hint}."
 
 
-def load_feeder(
-    spec: str,
-    *,
-    engine: Literal["native", "opendss"] = "native",
-    taps: str = "regulated",
-):
+def load_feeder(spec: str, *, taps: str = "regulated"):
     """A built-in feeder by name (its regulators at `taps`: "regulated", "homes" or
     "file"), or an OpenDSS master file by path (taps as the file leaves them)."""
     from . import feeders
@@ -84,7 +78,7 @@ def load_feeder(
             raise ValueError(f"taps {taps!r}: give 'homes', 'regulated' or 'file'.")
         return getattr(feeders, spec)(taps=taps)
     if os.path.exists(spec):
-        return feeders.from_opendss(spec, engine=engine)
+        return feeders.from_opendss(spec)
     raise ValueError(
         f"unknown feeder {spec!r}: give one of {', '.join(BUILTIN)} or the path of an "
         "OpenDSS master file."
@@ -105,7 +99,7 @@ def _powerflow(args: argparse.Namespace) -> int:
             raise ValueError(
                 f"--load-scale {args.load_scale}: give a finite multiplier >= 0."
             )
-        feeder = load_feeder(args.feeder, engine=args.engine)
+        feeder = load_feeder(args.feeder)
     scale = np.full(feeder.loads.n_loads, args.load_scale)
     t0 = time.perf_counter()
     sol = power_flow(feeder, load_scale=scale, throw=False)
@@ -206,7 +200,7 @@ def _train(args: argparse.Namespace) -> int:
                 )
             save_config(out, config)
         run = config["run"]
-        feeder = load_feeder(run["feeder"], engine=args.engine, taps=run["taps"])
+        feeder = load_feeder(run["feeder"], taps=run["taps"])
         env = environment_from_config(config, feeder)
         trainer = trainer_from_config(config)
     result = fit(
@@ -252,7 +246,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         return 2
     del report_run
     with _user_input():
-        feeder = load_feeder(args.feeder, engine=args.engine, taps=args.taps)
+        feeder = load_feeder(args.feeder, taps=args.taps)
         t0 = time.perf_counter()
         env = make_environment(feeder, args.agents, seed=args.seed)
     result = naive_evaluation(env, days=args.days)
@@ -289,7 +283,7 @@ def _evaluate_run(args: argparse.Namespace) -> int:
     with _user_input():
         config = load_config(run_dir / CONFIG_FILE, defaults=default_config())
         run = config["run"]
-        feeder = load_feeder(run["feeder"], engine=args.engine, taps=run["taps"])
+        feeder = load_feeder(run["feeder"], taps=run["taps"])
         env = environment_from_config(config, feeder)
         trainer = trainer_from_config(config)
     like = trainer.init(env, jax.random.key(int(run["seed"])))
@@ -324,10 +318,10 @@ def _evaluate_run(args: argparse.Namespace) -> int:
 def _crosscheck(day: int, env, controller, feeder: str, taps: str, out: Path) -> None:
     """`--crosscheck DAY`: the held-out day replayed with OpenDSS solving each step."""
     from .evaluation import opendss_crosscheck
-    from .feeders._altdss import _dss
+    from .feeders._opendss import _dss
 
     with _user_input():
-        _dss()  # opendssdirect.py is an optional dependency: say how to get it
+        _dss()  # a broken install of opendssdirect.py: say how to mend it
     user_file = feeder not in BUILTIN
     check = opendss_crosscheck(
         env,
@@ -391,7 +385,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("powerflow", help="solve a feeder's power flow and report it")
     p.add_argument("--feeder", default="ieee13", help="built-in name or .dss path")
-    p.add_argument("--engine", default="native", choices=("native", "opendss"))
     p.add_argument("--load-scale", type=float, default=1.0, help="base-load multiplier")
     p.add_argument("--x64", action="store_true", help="solve in float64")
     p.add_argument("--out", help="folder for powerflow.json and voltages.csv")
@@ -400,7 +393,6 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run", nargs="?", help="a training run's folder")
     e.add_argument("--method", default="naive", help="naive (without a run folder)")
     e.add_argument("--feeder", default="ieee13", help="built-in name or .dss path")
-    e.add_argument("--engine", default="native", choices=("native", "opendss"))
     e.add_argument("--agents", type=int, default=10, help="number of homes")
     e.add_argument(
         "--taps",
@@ -440,7 +432,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override any setting, e.g. --set gradmap.batch=100",
     )
-    t.add_argument("--engine", default="native", choices=("native", "opendss"))
     t.add_argument("--max-steps", type=int, help="stop after N primal steps")
     t.add_argument("--no-eval", action="store_true", help="skip the evaluation")
     t.add_argument("--no-plots", action="store_true", help="skip the figures")

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..env import AbstractController, Environment
+from ..feeders._builtin import builtin_master, resolve_taps
 from ..feeders._reference import compile_reference, node_voltages
 from ..powerflow import power_flow, ZBus
 
@@ -54,20 +55,6 @@ class CrossCheck:
             "v_min_pu": float(np.min(self.v_min_pu)),
             "cost": self.cost,
         }
-
-
-def builtin_master(name: str) -> str:
-    """The OpenDSS master file of built-in feeder `name`, in a copy without its
-    `Solve` commands (so the taps stay where gridflex puts them)."""
-    from ..feeders._builtin import _DATA, _MASTERS
-    from ..feeders._reference import solve_free_copy
-
-    if name not in _MASTERS:
-        raise ValueError(
-            f"{name!r} is not a built-in feeder ({', '.join(_MASTERS)}); pass the "
-            "master .dss file the feeder was imported from."
-        )
-    return os.path.join(solve_free_copy(str(_DATA)), _MASTERS[name])
 
 
 @eqx.filter_jit
@@ -117,7 +104,6 @@ def opendss_crosscheck(
     scaled by the step's multiplier, and every injection node carries one
     single-phase constant-power load with the homes' net demand there. Loads keep
     their model at every voltage (`vminpu`, `vmaxpu` out of the way) as in gridflex.
-    OpenDSS needs `opendssdirect.py` (`pip install 'gridflex[opendss]'`).
 
     **Returns:** a `CrossCheck`.
     """
@@ -126,8 +112,6 @@ def opendss_crosscheck(
     feeder = env.feeder
     master = builtin_master(feeder.name) if master is None else os.fspath(master)
     if isinstance(taps, str):
-        from ..feeders._builtin import resolve_taps
-
         taps = resolve_taps(feeder.name, taps)
     key = jax.random.key(0) if key is None else key
     cost, p_node, q_node, kept = jax.tree_util.tree_map(

@@ -1,11 +1,15 @@
 """The built-in feeders: IEEE 13, IEEE 123 and the IEEE European LV feeder (full and
-reduced), read natively from the OpenDSS models shipped in `feeders/data/` (provenance,
-licence and checksums in `data/SOURCES.md`). No OpenDSS is needed.
+reduced), compiled by OpenDSS from the models shipped in `feeders/data/` (provenance,
+licence and checksums in `data/SOURCES.md`) through `from_opendss`, the path every
+OpenDSS model takes.
 
-Each is parsed once per process and cached; a `Feeder` is immutable, so sharing it is
-safe.
+They are compiled from a copy of the data without `Solve` commands (IEEE 13's script
+solves with its regulator controls on, which would move the taps), whose load shapes
+are constants (the European LV model's one-minute profile files are not shipped, and a
+snapshot power flow does not use them). Each is compiled once per process and cached;
+a `Feeder` is immutable, so sharing it is safe.
 
-Regulator taps: the native reader keeps regulators at fixed taps. The IEEE feeders'
+Regulator taps: gridflex keeps regulators at fixed taps. The IEEE feeders'
 scripts leave the taps to OpenDSS's `RegControl`s (IEEE 13's script even solves with
 them), so a built-in feeder carries, by default, the taps those controls settle at for
 the feeder's nominal load: the usual reference operating point. `taps="homes"` gives
@@ -18,12 +22,14 @@ in `data/regulator_taps.json`.
 
 import functools
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-from ._dss_native import _load_model
 from ._feeder import Feeder
+from ._opendss import _import
+from ._reference import solve_free_copy
 
 
 __all__ = ["european_lv", "european_lv_reduced", "ieee13", "ieee123"]
@@ -77,12 +83,20 @@ def resolve_taps(
     return None
 
 
+def builtin_master(name: str) -> str:
+    """The OpenDSS master file of built-in feeder `name`, in the copy of the data
+    without `Solve` commands and with constant load shapes (see the module's
+    docstring): the file the feeder is compiled from, and the one to replay it in."""
+    if name not in _MASTERS:
+        raise ValueError(
+            f"{name!r} is not a built-in feeder ({', '.join(_MASTERS)}); pass the "
+            "master .dss file the feeder was imported from."
+        )
+    return os.path.join(solve_free_copy(str(_DATA)), _MASTERS[name])
+
+
 def _read(name: str, taps: Taps) -> Feeder:
-    model = _load_model(_DATA / _MASTERS[name])
-    mapping = resolve_taps(name, taps)
-    if mapping is not None:
-        model.set_taps(mapping)
-    return model.build(injection_nodes=None, voltage_bases_kv=None, name=name)
+    return _import(builtin_master(name), resolve_taps(name, taps), None, None, name)
 
 
 @functools.cache

@@ -589,10 +589,14 @@ def _validate(f: Feeder) -> None:
     live = set(labels[:s].tolist())
     islanded = [f.node_names[i] for i in range(n) if labels[s + i] not in live]
     if islanded:
+        cut = {i for i in range(n) if labels[s + i] not in live}
+        rows = np.isin(f.loads.node_a, list(cut)) | np.isin(f.loads.node_b, list(cut))
+        loads = sorted({f.loads.names[i] for i in f.loads.load[rows]})
+        with_loads = f", carrying load(s) {format_names(loads)}" if loads else ""
         raise ValueError(
             f"Feeder {f.name!r} has islanded nodes with no path to the source: "
-            f"{format_names(islanded)}. Remove the de-energised part (open switches "
-            "or disabled elements can cut it off) or connect it."
+            f"{format_names(islanded)}{with_loads}. Remove the de-energised part "
+            "(open switches or disabled elements can cut it off) or connect it."
         )
 
 
