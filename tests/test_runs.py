@@ -208,6 +208,10 @@ def test_failure_mid_save_keeps_previous(tmp_path, monkeypatch, fail_at):
     # No temporary file is left behind, and `latest` still names the old checkpoint.
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert (tmp_path / "latest").read_text().strip() == first.name
+    if fail_at == "pointer":  # the new checkpoint is whole: resume from it
+        assert gr.latest_checkpoint(tmp_path) == tmp_path / "checkpoint_000000002.npz"
+        assert gr.load_checkpoint(tmp_path, old)[1] == 2
+        return
     assert gr.latest_checkpoint(tmp_path) == first
     restored, step, _ = gr.load_checkpoint(tmp_path, old)
     assert step == 1 and restored["step"] == 1
@@ -228,6 +232,8 @@ def test_latest_without_pointer_and_stale_temporaries(tmp_path):
     (tmp_path / "latest").unlink()  # killed between the checkpoint and the pointer
     assert gr.latest_checkpoint(tmp_path) == tmp_path / "checkpoint_000000008.npz"
     (tmp_path / "latest").write_text("checkpoint_000000099.npz\n")  # stale
+    assert gr.latest_checkpoint(tmp_path) == tmp_path / "checkpoint_000000008.npz"
+    (tmp_path / "latest").write_text("checkpoint_000000003.npz\n")  # one behind
     assert gr.latest_checkpoint(tmp_path) == tmp_path / "checkpoint_000000008.npz"
     # A temporary file from a killed writer is cleaned up by the next save.
     (tmp_path / ".checkpoint_000000009.npz.abc.tmp").write_bytes(b"partial")

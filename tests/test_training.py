@@ -189,7 +189,9 @@ SMALL_OWN = {
 }
 """A tiny run of each method killed and resumed: GradMAP's state, and MAPPO's,
 whose trainer-owned state (critic, its optimiser, return statistics) must survive
-too."""
+too. MAPPO's runs spread their episodes over two (forced host) devices, so resuming
+under sharding is tested too."""
+DEVICES = {"gradmap": 1, "mappo": 2}
 
 
 def _settings(method: str) -> dict:
@@ -203,8 +205,10 @@ def _train(out: Path, method: str, *extra: str) -> subprocess.Popen:
         "--agents", "4", "--method", method,
         *(a for s in sets for a in ("--set", s)),
         "--set", "run.checkpoint_every=1", "--no-eval", "--quiet",
+        "--devices", str(DEVICES[method]),
     ]  # fmt: skip
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    flags = f"--xla_force_host_platform_device_count={DEVICES[method]}"
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=flags)
     return subprocess.Popen(
         [*cmd, *extra], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

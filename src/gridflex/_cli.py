@@ -171,6 +171,7 @@ def _train(args: argparse.Namespace) -> int:
         fit,
         trainer_from_config,
     )
+    from .training._loop import mesh_for
 
     out = Path(args.out)
     saved = out / CONFIG_FILE
@@ -203,6 +204,7 @@ def _train(args: argparse.Namespace) -> int:
         feeder = load_feeder(run["feeder"], taps=run["taps"])
         env = environment_from_config(config, feeder)
         trainer = trainer_from_config(config)
+        mesh_for(trainer, args.devices)
     result = fit(
         env,
         trainer,
@@ -212,6 +214,7 @@ def _train(args: argparse.Namespace) -> int:
         checkpoint_every=int(run["checkpoint_every"]),
         progress=not args.quiet,
         max_steps=args.max_steps,
+        devices=args.devices,
     )
     if args.no_eval:
         return 0
@@ -433,6 +436,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="override any setting, e.g. --set gradmap.batch=100",
     )
     t.add_argument("--max-steps", type=int, help="stop after N primal steps")
+    t.add_argument(
+        "--devices",
+        type=int,
+        default=1,
+        help="spread each batch's episodes over the first N local devices (default "
+        "1; the batch must be a multiple of N)",
+    )
     t.add_argument("--no-eval", action="store_true", help="skip the evaluation")
     t.add_argument("--no-plots", action="store_true", help="skip the figures")
     t.add_argument("--quiet", action="store_true", help="no progress line")

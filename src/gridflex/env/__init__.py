@@ -18,3 +18,8 @@ from ._placement import (
     Placement as Placement,
     PlacementWarning as PlacementWarning,
 )
+from ._sharding import (
+    episode_devices as episode_devices,
+    episode_mesh as episode_mesh,
+    shard_episodes as shard_episodes,
+)

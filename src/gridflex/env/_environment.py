@@ -27,6 +27,7 @@ from ..devices import DeviceInputs, Population, sample_population
 from ..feeders import Feeder
 from ..powerflow import AbstractPowerFlowSolver, power_flow, RESULTS, ZBus
 from ._placement import place_homes, Placement
+from ._sharding import shard_episodes
 
 
 VOLTAGE = "voltage"
@@ -624,11 +625,12 @@ class Environment(eqx.Module):
             )
         args = (keys, days, initial_state, shift)
         if chunk == e:
-            episodes = chunk_fn(args)
+            episodes = chunk_fn(shard_episodes(args))
         else:
             chunks = jtu.tree_map(
                 lambda x: x.reshape((e // chunk, chunk) + x.shape[1:]), args
             )
+            chunks = shard_episodes(chunks, axis=1)
             out = jax.lax.map(jax.checkpoint(chunk_fn), chunks)
             episodes = jtu.tree_map(lambda x: x.reshape((e,) + x.shape[2:]), out)
         ok = episodes.ok

@@ -74,10 +74,11 @@ def list_checkpoints(directory: str | Path) -> list[tuple[int, Path]]:
 def latest_checkpoint(directory: str | Path) -> Path | None:
     """The newest checkpoint in `directory`, or `None` if there is none.
 
-    Follows the `latest` pointer; if the pointer is missing or stale (a process
-    killed between writing a checkpoint and updating the pointer), falls back to the
-    checkpoint with the highest step, which is complete because it was written
-    atomically.
+    The checkpoint with the highest step, which is complete because it was written
+    atomically. The `latest` pointer is for people and tools reading the folder: a
+    process killed between writing a checkpoint and updating the pointer leaves it
+    one checkpoint behind (or naming a file since removed), and resuming from it
+    would redo a step for nothing.
 
     **Arguments:**
 
@@ -85,13 +86,7 @@ def latest_checkpoint(directory: str | Path) -> Path | None:
 
     **Returns:** the path of the checkpoint file, or `None`.
     """
-    directory = Path(directory)
-    pointer = directory / LATEST
-    if pointer.is_file():
-        target = directory / pointer.read_text(encoding="utf-8").strip()
-        if _NAME.match(target.name) and target.is_file():
-            return target
-    found = list_checkpoints(directory)
+    found = list_checkpoints(Path(directory))
     return found[-1][1] if found else None
 
 

@@ -6,6 +6,7 @@ PRNG state, step counter) and the wall-clock spent so far; metrics rows after it
 dropped and redone, so the resumed run's files equal an uninterrupted run's.
 """
 
+import contextlib
 import dataclasses
 import time
 import warnings
@@ -15,9 +16,10 @@ from typing import Any
 
 import equinox as eqx
 import jax
+from jax.sharding import Mesh
 from jaxtyping import PRNGKeyArray
 
-from ..env import Environment
+from ..env import Environment, episode_mesh
 from ..runs import (
     latest_checkpoint,
     load_checkpoint,
@@ -55,6 +57,7 @@ def fit(
     progress: bool = True,
     max_steps: int | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
+    devices: int = 1,
 ) -> FitResult:
     """Train `trainer` on `env` for `trainer.n_dual * trainer.n_primal` primal steps.
 
@@ -69,9 +72,58 @@ def fit(
     - `progress`: show a progress line on stderr.
     - `max_steps`: stop after this many primal steps in total (e.g. a smoke test).
     - `on_step`: called with every metrics row.
+    - `devices`: how many local devices (GPUs, or forced host devices) the episodes
+        of every batch are spread over (default 1). Each device simulates its share
+        of the batch; the policies are replicated and the batch means reduced across
+        devices, so the result agrees with one device's to float rounding. The
+        trainer's `batch` must be a multiple of it. Meant for GPUs: on CPU devices it
+        gains nothing and warns (see the Scaling-out docs).
 
     **Returns:** a `FitResult`.
     """
+    mesh = mesh_for(trainer, devices)
+    # One device: no mesh at all, so single-device runs compile as they always did.
+    with jax.set_mesh(mesh) if mesh.devices.size > 1 else contextlib.nullcontext():
+        return _fit(
+            env, trainer, key, out_dir, resume, checkpoint_every, progress,
+            max_steps, on_step,
+        )  # fmt: skip
+
+
+def mesh_for(trainer: AbstractTrainer, devices: int | None = 1) -> Mesh:
+    """The episode mesh over `devices` local devices, refusing a batch they do not
+    divide."""
+    mesh = episode_mesh(devices)
+    n = mesh.devices.size
+    batch = getattr(trainer, "batch", None)
+    if n > 1 and isinstance(batch, int) and batch % n:
+        raise ValueError(
+            f"batch = {batch} episodes do not split over {n} devices; give a batch "
+            f"that is a multiple of {n}, or fewer devices."
+        )
+    if n > 1 and mesh.devices.flat[0].platform == "cpu":
+        warnings.warn(
+            f"spreading episodes over {n} CPU devices: they share the same cores, so "
+            "nothing is gained, and a trainer that factorises matrices (GradMAP's "
+            "Gauss-Newton step) can deadlock in jaxlib's CPU LAPACK kernels when "
+            "several devices run them at once. Use one CPU device; several devices "
+            "are for GPUs.",
+            stacklevel=3,
+        )
+    return mesh
+
+
+def _fit(
+    env: Environment,
+    trainer: AbstractTrainer,
+    key: PRNGKeyArray,
+    out_dir: str | Path | None,
+    resume: bool,
+    checkpoint_every: int,
+    progress: bool,
+    max_steps: int | None,
+    on_step: Callable[[dict[str, Any]], None] | None,
+) -> FitResult:
     total = (
         trainer.total_steps
         if max_steps is None

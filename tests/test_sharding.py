@@ -1,0 +1,65 @@
+"""Episodes spread over devices (`fit(..., devices=N)`, `gridflex train --devices N`):
+the same training on 1 and 2 devices gives the same parameters to float rounding,
+and the batch really is split. Forced host devices need `XLA_FLAGS` before JAX is
+imported, so the runs happen in a subprocess. GradMA is the trainer here: GradMAP's
+Gauss–Newton step factorises matrices, and jaxlib's CPU LAPACK kernels deadlock when
+several CPU devices run them at once (docs/scaling-out.md)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+SCRIPT = """
+import json, sys
+import equinox as eqx, jax, numpy as np
+from jax.sharding import PartitionSpec as P
+jax.config.update("jax_enable_x64", True)
+import gridflex as gf
+from gridflex.env import make_environment, NaiveController
+from gridflex.training import GradMA, fit
+
+assert len(jax.devices()) == 2
+env = make_environment(gf.feeders.ieee13(taps="homes"), 4, seed=0)
+trainer = GradMA(n_dual=1, n_primal=3, batch=4)
+out = {}
+for n in (1, 2):
+    r = fit(env, trainer, key=jax.random.key(0), progress=False, devices=n)
+    leaves = jax.tree.leaves(eqx.filter(r.state.policy, eqx.is_array))
+    out[n] = {
+        "params": np.concatenate([np.ravel(x) for x in leaves]).tolist(),
+        "cost": [m["cost"] for m in r.metrics],
+    }
+with jax.set_mesh(gf.env.episode_mesh(2)):
+    roll = eqx.filter_jit(env.rollout)(NaiveController(), {}, jax.random.key(1),
+                                       jax.numpy.arange(8))
+out["sharding"] = roll.episodes.cost.sharding.spec == P("episodes")
+try:
+    fit(env, GradMA(n_dual=1, n_primal=1, batch=5), key=jax.random.key(0),
+        progress=False, devices=2)
+except ValueError as e:
+    out["refused"] = str(e)
+json.dump(out, sys.stdout)
+"""
+
+
+def test_training_agrees_on_one_and_two_devices():
+    flags = "--xla_force_host_platform_device_count=2"
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=flags)
+    run = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
+        timeout=900,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    one = out["1"]
+    two = out["2"]
+    assert two["cost"] == pytest.approx(one["cost"], rel=1e-12)
+    assert two["params"] == pytest.approx(one["params"], rel=1e-9, abs=1e-12)
+    assert one["cost"][0] != one["cost"][-1]  # the steps did something
+    assert out["sharding"] is True  # the batch was split over the devices
+    assert "batch = 5 episodes do not split over 2 devices" in out["refused"]
+    assert "spreading episodes over 2 CPU devices" in run.stderr  # it says so
