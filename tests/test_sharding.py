@@ -16,7 +16,6 @@ import pytest
 SCRIPT = """
 import json, sys
 import equinox as eqx, jax, numpy as np
-from jax.sharding import PartitionSpec as P
 jax.config.update("jax_enable_x64", True)
 import gridflex as gf
 from gridflex.env import make_environment, NaiveController
@@ -33,10 +32,13 @@ for n in (1, 2):
         "params": np.concatenate([np.ravel(x) for x in leaves]).tolist(),
         "cost": [m["cost"] for m in r.metrics],
     }
-with jax.set_mesh(gf.env.episode_mesh(2)):
-    roll = eqx.filter_jit(env.rollout)(NaiveController(), {}, jax.random.key(1),
-                                       jax.numpy.arange(8))
-out["sharding"] = roll.episodes.cost.sharding.spec == P("episodes")
+with jax.set_mesh(gf.env.episode_mesh(2)):  # lowered only: the layout asked of XLA
+    text = jax.jit(lambda d: env.rollout(NaiveController(), {}, jax.random.key(1), d)
+                   ).lower(jax.numpy.arange(8)).as_text()
+out["sharding"] = any(
+    "sharding_constraint" in line and '[{"episodes"}' in line
+    for line in text.splitlines()
+)
 try:
     fit(env, GradMA(n_dual=1, n_primal=1, batch=5), key=jax.random.key(0),
         progress=False, devices=2)
