@@ -5,6 +5,7 @@ tool distribution engineers trust, on the same model and the same load draws; th
 built-in feeders are compiled from `solve_free_copy` of their data.
 """
 
+import atexit
 import functools
 import os
 import re
@@ -35,6 +36,7 @@ def solve_free_copy(folder: str) -> str:
     solves with its regulator controls on, which would move them), and load shapes
     read from files replaced by a constant."""
     out = tempfile.mkdtemp(prefix="gridflex-dss-")
+    atexit.register(shutil.rmtree, out, ignore_errors=True)  # one per process
     for root, _, files in os.walk(folder):
         for name in files:
             src = os.path.join(root, name)
