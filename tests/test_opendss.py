@@ -363,6 +363,10 @@ def test_unsupported_elements_are_named(tmp_path):
     )
     with pytest.raises(gff.OpenDSSImportError, match="PVSystem.pv1"):
         gff.from_opendss(path)
+    report = gff.opendss_report(path)
+    assert report.refused == {"pvsystem": ("pv1",)}
+    assert "pvsystem" not in report.imported
+    assert "refused (from_opendss raises)" in str(report)
 
 
 def test_file_errors(tmp_path):

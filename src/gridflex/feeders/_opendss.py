@@ -63,12 +63,14 @@ class OpenDSSImportError(ValueError):
 class OpenDSSReport:
     """What `from_opendss` makes of each element of a model: `imported` (class to
     element names) entered the feeder; `skipped` (class to names) play no part in a
-    snapshot power flow, with `why` each class is skipped; `disabled` elements are
-    disabled in the model. `print(report)` gives a table."""
+    snapshot power flow, with `why` each class is skipped; `refused` would inject
+    power the power flow does not model (`from_opendss` raises, naming them);
+    `disabled` elements are disabled in the model. `print(report)` gives a table."""
 
     path: str
     imported: Mapping[str, tuple[str, ...]]
     skipped: Mapping[str, tuple[str, ...]]
+    refused: Mapping[str, tuple[str, ...]]
     disabled: tuple[str, ...]
 
     def why(self, cls: str) -> str:
@@ -82,6 +84,9 @@ class OpenDSSReport:
             f"    {cls:<14}{len(n):>6}  {_SKIPPED[cls]}"
             for cls, n in self.skipped.items()
         ]
+        if self.refused:
+            lines.append("  refused (from_opendss raises): model them as devices")
+            lines += [f"    {cls:<14}{len(n):>6}" for cls, n in self.refused.items()]
         if self.disabled:
             lines.append(f"  disabled in the model: {', '.join(self.disabled)}")
         return "\n".join(lines)
@@ -327,6 +332,7 @@ def _engine_message(path: str, error: Exception) -> str:
 def _classify(dss, path: str, elements: Sequence[str]) -> OpenDSSReport:
     imported: dict[str, list[str]] = {}
     skipped: dict[str, list[str]] = {}
+    refused: dict[str, list[str]] = {}
     disabled: list[str] = []
     classes = set()
     for full in elements:
@@ -336,8 +342,12 @@ def _classify(dss, path: str, elements: Sequence[str]) -> OpenDSSReport:
         dss.Circuit.SetActiveElement(full)
         if not dss.CktElement.Enabled():
             disabled.append(full)
+        elif cls in _SKIPPED:
+            skipped.setdefault(cls, []).append(name)
+        elif cls in _BRANCH_CLASSES | {"vsource", "load"}:
+            imported.setdefault(cls, []).append(name)
         else:
-            (skipped if cls in _SKIPPED else imported).setdefault(cls, []).append(name)
+            refused.setdefault(cls, []).append(name)
     # Shapes, curves and data are general objects, not circuit elements.
     for cls in sorted(set(_SKIPPED) - classes):
         names = _general_objects(dss, cls)
@@ -347,6 +357,7 @@ def _classify(dss, path: str, elements: Sequence[str]) -> OpenDSSReport:
         path,
         {c: tuple(n) for c, n in imported.items()},
         {c: tuple(n) for c, n in sorted(skipped.items())},
+        {c: tuple(n) for c, n in refused.items()},
         tuple(disabled),
     )
 
