@@ -53,6 +53,8 @@ _SKIPPED = {
     "relay": "protection (closed)",
 }
 _BRANCH_CLASSES = {"line", "transformer", "capacitor", "reactor", "autotrans"}
+# What enters the feeder; any other enabled class is refused.
+_IMPORTED = _BRANCH_CLASSES | {"vsource", "load"}
 
 
 class OpenDSSImportError(ValueError):
@@ -344,7 +346,7 @@ def _classify(dss, path: str, elements: Sequence[str]) -> OpenDSSReport:
             disabled.append(full)
         elif cls in _SKIPPED:
             skipped.setdefault(cls, []).append(name)
-        elif cls in _BRANCH_CLASSES | {"vsource", "load"}:
+        elif cls in _IMPORTED:
             imported.setdefault(cls, []).append(name)
         else:
             refused.setdefault(cls, []).append(name)

@@ -16,17 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from ._opendss import _dss, _set_taps
+
 
 _SOLVE = re.compile(r"^\s*solve\b.*$", re.IGNORECASE | re.MULTILINE)
 # The shipped European LV model leaves out its 100 one-minute profile files; load
 # shapes play no part in a snapshot solve, so point them at a constant instead.
 _SHAPE_FILE = re.compile(r"npts=\d+(.*?)mult=\(file=[^)]*\)", re.IGNORECASE)
-
-
-def _dss() -> Any:
-    from ._opendss import _dss as engine  # with the fix if it cannot be imported
-
-    return engine()
 
 
 @functools.cache
@@ -67,12 +63,7 @@ def compile_reference(
     dss.Text.Command(f"redirect [{master}]")
     dss.Text.Command("set controlmode=off")
     dss.Text.Command("batchedit load..* vminpu=0.3 vmaxpu=3 vlowpu=0.01")
-    for name, tap in (taps or {}).items():
-        if np.ndim(tap) == 0:
-            dss.Text.Command(f"edit transformer.{name} wdg=2 tap={float(tap)}")  # pyright: ignore
-        else:
-            joined = " ".join(str(float(t)) for t in tap)  # pyright: ignore
-            dss.Text.Command(f"edit transformer.{name} taps=[{joined}]")
+    _set_taps(dss, master, taps or {})
     if tolerance is not None:
         dss.Text.Command(f"set tolerance={tolerance} maxiterations=1000")
     return dss
