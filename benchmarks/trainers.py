@@ -54,7 +54,9 @@ Gauss–Newton matrices and line search; GradMA's one update).
 
 Results: `benchmarks/results/trainers/<case>/<method>_seed<k>.json` (per-step
 metrics), `benchmarks/results/trainers_<case>.json` (the report) and `.png` (cost
-and violation of every run against run time).
+and violation of every run against run time). Each run checkpoints under
+`runs/benchmarks/<case>/<method>_seed<k>/` (ignored by git); the same `--only`
+command resumes a killed or crashed run from its last checkpoint.
 """
 
 import argparse
@@ -265,6 +267,14 @@ def _trainer(method: str, batch: int | None):
     return cls() if batch is None else cls(batch=batch)
 
 
+def _checkpoint_dir(case: str, method: str, seed: int, batch: int | None) -> str:
+    """Where a run keeps its checkpoints (under the ignored `runs/`), so that a run
+    killed or crashed after an hour resumes instead of starting again."""
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    name = os.path.basename(_case_dir(case, batch))
+    return os.path.join(root, "runs", "benchmarks", name, f"{method}_seed{seed}")
+
+
 def one_run(case: str, method: str, seed: int, batch: int | None) -> str:
     import jax
 
@@ -272,7 +282,18 @@ def one_run(case: str, method: str, seed: int, batch: int | None) -> str:
 
     env = _environment(case, seed)
     trainer = _trainer(method, batch)
-    result = fit(env, trainer, key=jax.random.key(seed), progress=True)
+    run_dir = _checkpoint_dir(case, method, seed, batch)
+    resume = os.path.isdir(os.path.join(run_dir, "checkpoints"))
+    if resume:
+        print(f"resuming {run_dir}")
+    result = fit(
+        env,
+        trainer,
+        key=jax.random.key(seed),
+        out_dir=run_dir,
+        resume=resume,
+        progress=True,
+    )
     out = _case_dir(case, batch)
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, f"{method}_seed{seed}.json")

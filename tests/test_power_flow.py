@@ -282,26 +282,38 @@ def test_non_finite_input_is_named_not_taken_for_a_collapse():
 def test_gradients_through_a_failed_solve_are_nan_unless_masked():
     """A failed solve has no solution to differentiate at: a loss that depends on it
     gets NaN gradients; a loss that masks it out gets exact zeros from it; a good
-    solve's gradient is the same either way."""
+    solve's gradient is the same either way. Both failures: out of steps (50x the
+    load) and diverged to non-finite iterates (1000x), where the adjoint once
+    linearised at a NaN point and Lineax refused the masked batch."""
     f = feeder("ieee13")
 
     @jax.jit
-    def grad(s, weights):  # d(w0 * loss + w1 * masked loss)/ds: one compile
+    def grad(s, weights):  # d(plain or masked loss)/ds: one compile
         def total(s):
             sol = gf.power_flow(f, load_scale=s, throw=False)
-            loss = jnp.sum(sol.v_pu**2)
-            masked = jnp.where(sol.result == RESULTS.successful, loss, 0.0)
-            return weights[0] * loss + weights[1] * masked
+            # mask the voltages themselves: a diverged solve's are NaN, and even a
+            # zero weight on a NaN passes NaN back (0 * NaN)
+            ok = (sol.result == RESULTS.successful) | (weights[0] > 0)
+            return jnp.sum(jnp.where(ok, sol.v_pu, 1.0) ** 2)
 
         return jax.grad(total)(s)
 
     plain, masked = jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0])
-    good, failed = (jnp.full(f.loads.n_loads, x) for x in (1.0, 50.0))
+    good, out_of_steps, diverged = (
+        jnp.full(f.loads.n_loads, x) for x in (1.0, 50.0, 1000.0)
+    )
     g = np.asarray(grad(good, plain))
     assert np.isfinite(g).all() and np.abs(g).max() > 0
     np.testing.assert_array_equal(np.asarray(grad(good, masked)), g)
-    assert np.isnan(np.asarray(grad(failed, plain))).all()
-    assert np.all(np.asarray(grad(failed, masked)) == 0)
+    for failed, result in (
+        (out_of_steps, RESULTS.power_flow_max_steps),
+        (diverged, RESULTS.power_flow_diverged),
+    ):
+        sol = gf.power_flow(f, load_scale=failed, throw=False)
+        assert sol.result == result
+        assert np.isnan(np.asarray(grad(failed, plain))).all()
+        assert np.all(np.asarray(grad(failed, masked)) == 0)
+    assert np.isnan(np.asarray(sol.v_pu)).all()  # no operating point: no voltages
 
 
 def test_a_non_finite_input_under_grad_gets_its_own_message():

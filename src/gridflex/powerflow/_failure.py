@@ -6,8 +6,8 @@ return a finite, healthy-looking and meaningless gradient. `power_flow` therefor
 blocks the adjoint for failed solves and adds `failure_on_gradients(...)` to each
 output: a zero whose derivatives are NaN where the solve failed *and* something
 depends on it (with `throw=True`, they raise the failure's message instead). A
-caller who masks failed scenarios out (`jnp.where(ok, loss, 0)`, as the environment
-does) hands back a cotangent of exactly zero, and gets exactly zero.
+caller who masks failed scenarios' outputs out (`jnp.where(ok, sol.v_pu, 1.0)`, as
+the environment does) hands back a cotangent of exactly zero, and gets exactly zero.
 
 That needs an operation that is linear to JAX (so forward and reverse mode both
 work: `jax.jacfwd` in the sensitivities, `jax.grad` in training) but tells a zero

@@ -6,6 +6,8 @@ through LU and BiCGStab adjoints). Voltages elsewhere are linear in the injectio
 currents and are formed once after convergence: `v = w + Z[:, inj] i_inj`.
 """
 
+from collections.abc import Callable
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -118,6 +120,57 @@ def _injection(y: Float[Array, " state"], net: _Network) -> Float[Array, " state
         ir = ir + net.pair_h @ ((pr * ur + pi * ui) / umag2)
         ii = ii + net.pair_h @ ((pr * ui - pi * ur) / umag2)
     return -jnp.concatenate([ir, ii])
+
+
+class _FiniteStop(eqx.Module):
+    """Delegates to an Optimistix solver, but a diverged solve stops at a finite point.
+
+    Optimistix ends a diverged iteration on its first non-finite iterate, and the
+    implicit adjoint linearises there: `0 * NaN` then reaches the adjoint's linear
+    solve even from a scenario the caller masked out, and Lineax refuses the whole
+    batch. The stop point of a diverged solve is replaced by the no-load point (the
+    solve is still reported diverged), so masked scenarios pass back exact zeros.
+    """
+
+    inner: optx.AbstractFixedPointSolver | optx.AbstractRootFinder
+    rtol: float
+    atol: float
+    norm: Callable
+
+    def init(self, fn, y, args, options, f_struct, aux_struct, tags):
+        return self.inner.init(fn, y, args, options, f_struct, aux_struct, tags)
+
+    def step(self, fn, y, args, options, state, tags):
+        return self.inner.step(fn, y, args, options, state, tags)
+
+    def terminate(self, fn, y, args, options, state, tags):
+        return self.inner.terminate(fn, y, args, options, state, tags)
+
+    def postprocess(self, fn, y, aux, args, options, state, tags, result):
+        y, aux, stats = self.inner.postprocess(
+            fn, y, aux, args, options, state, tags, result
+        )
+        return jnp.where(jnp.all(jnp.isfinite(y)), y, args.w_pu), aux, stats
+
+
+class _FiniteStopFixedPoint(_FiniteStop, optx.AbstractFixedPointSolver):
+    pass
+
+
+class _FiniteStopRoot(_FiniteStop, optx.AbstractRootFinder):
+    pass
+
+
+def _finite_stop(
+    solver: AbstractPowerFlowSolver, rtol: float, atol: float
+) -> optx.AbstractFixedPointSolver | optx.AbstractRootFinder:
+    inner = solver.to_optimistix(rtol, atol)
+    cls = (
+        _FiniteStopFixedPoint
+        if isinstance(inner, optx.AbstractFixedPointSolver)
+        else _FiniteStopRoot
+    )
+    return cls(inner=inner, rtol=inner.rtol, atol=inner.atol, norm=inner.norm)
 
 
 def _network(
@@ -296,10 +349,11 @@ def power_flow(
     - `max_steps`: iteration limit.
     - `throw`: raise if the solve fails (under `jax.grad` too, from the gradient
         path). With `False`, failures are reported in `result` (per scenario under
-        `vmap`) and the voltages are not to be trusted (NaN after a non-finite
-        input); gradients through a failed solve are NaN, unless the caller masks it
-        out (`jnp.where(sol.result == RESULTS.successful, loss, 0)`), which gives
-        exact zeros from it.
+        `vmap`) and the voltages are not to be trusted (NaN after a diverged solve
+        or a non-finite input); gradients through a failed solve are NaN, unless the
+        caller masks its outputs out (`ok = sol.result == RESULTS.successful`;
+        `jnp.where(ok, sol.v_pu, 1.0)`, as the environment does), which gives exact
+        zeros from it.
 
     **Returns:**
 
@@ -350,7 +404,7 @@ def power_flow(
     rtol, atol = solver.tolerances()
     sol = optx.fixed_point(
         _zbus_map,
-        solver.to_optimistix(rtol, atol),
+        _finite_stop(solver, rtol, atol),
         y0,
         net,
         max_steps=max_steps,
@@ -387,6 +441,9 @@ def power_flow(
 
     def guarded(x):
         flag = failure_on_gradients(result, inputs, x, throw).astype(x.dtype)
+        # no operating point exists: the values say so too (`_FiniteStop` kept the
+        # stop point finite for the adjoint; a `where` passes no NaN back)
+        x = jnp.where(diverged, jnp.nan, x)
         return jnp.where(failed, jax.lax.stop_gradient(x), x) + flag
 
     out = PowerFlowSolution(
