@@ -1,9 +1,8 @@
 """Episodes spread over devices (`fit(..., devices=N)`, `gridflex train --devices N`):
-the same training on 1 and 2 devices gives the same parameters to float rounding,
-and the batch really is split. Forced host devices need `XLA_FLAGS` before JAX is
-imported, so the runs happen in a subprocess. GradMA is the trainer here: GradMAP's
-Gauss–Newton step factorises matrices, and jaxlib's CPU LAPACK kernels deadlock when
-several CPU devices run them at once (docs/scaling-out.md)."""
+the same GradMAP training on 1, 2 and 4 devices gives the same parameters to float
+rounding (its Gauss–Newton inverse once deadlocked jaxlib's batched CPU LAPACK on
+several devices), and the batch really is split. Forced host devices need
+`XLA_FLAGS` before JAX is imported, so the runs happen in a subprocess."""
 
 import json
 import os
@@ -19,19 +18,22 @@ import equinox as eqx, jax, numpy as np
 jax.config.update("jax_enable_x64", True)
 import gridflex as gf
 from gridflex.env import make_environment, NaiveController
-from gridflex.training import GradMA, fit
+from gridflex.training import GradMAP, fit
+from gridflex.training._loop import mesh_for
 
-assert len(jax.devices()) == 2
+assert len(jax.devices()) == 4
 env = make_environment(gf.feeders.ieee13(taps="homes"), 4, seed=0)
-trainer = GradMA(n_dual=1, n_primal=3, batch=4)
+trainer = GradMAP(n_dual=1, n_primal=3, batch=4, inner_steps=5)
 out = {}
-for n in (1, 2):
+for n in (1, 2, 4):
     r = fit(env, trainer, key=jax.random.key(0), progress=False, devices=n)
     leaves = jax.tree.leaves(eqx.filter(r.state.policy, eqx.is_array))
     out[n] = {
         "params": np.concatenate([np.ravel(x) for x in leaves]).tolist(),
         "cost": [m["cost"] for m in r.metrics],
     }
+# by default all devices, or the most of them that divide the batch
+out["default"] = [mesh_for(GradMAP(batch=b)).devices.size for b in (8, 6, 5)]
 with jax.set_mesh(gf.env.episode_mesh(2)):  # lowered only: the layout asked of XLA
     text = jax.jit(lambda d: env.rollout(NaiveController(), {}, jax.random.key(1), d)
                    ).lower(jax.numpy.arange(8)).as_text()
@@ -40,7 +42,7 @@ out["sharding"] = any(
     for line in text.splitlines()
 )
 try:
-    fit(env, GradMA(n_dual=1, n_primal=1, batch=5), key=jax.random.key(0),
+    fit(env, GradMAP(n_dual=1, n_primal=1, batch=5), key=jax.random.key(0),
         progress=False, devices=2)
 except ValueError as e:
     out["refused"] = str(e)
@@ -48,8 +50,8 @@ json.dump(out, sys.stdout)
 """
 
 
-def test_training_agrees_on_one_and_two_devices():
-    flags = "--xla_force_host_platform_device_count=2"
+def test_training_agrees_on_one_two_and_four_devices():
+    flags = "--xla_force_host_platform_device_count=4"
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=flags)
     run = subprocess.run(
         [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
@@ -58,10 +60,11 @@ def test_training_agrees_on_one_and_two_devices():
     assert run.returncode == 0, run.stderr[-3000:]
     out = json.loads(run.stdout.strip().splitlines()[-1])
     one = out["1"]
-    two = out["2"]
-    assert two["cost"] == pytest.approx(one["cost"], rel=1e-12)
-    assert two["params"] == pytest.approx(one["params"], rel=1e-9, abs=1e-12)
     assert one["cost"][0] != one["cost"][-1]  # the steps did something
+    for n in ("2", "4"):
+        assert out[n]["cost"] == pytest.approx(one["cost"], rel=1e-12)
+        assert out[n]["params"] == pytest.approx(one["params"], rel=1e-9, abs=1e-12)
+    assert out["default"] == [4, 3, 1]
     assert out["sharding"] is True  # the batch was split over the devices
     assert "batch = 5 episodes do not split over 2 devices" in out["refused"]
     assert "spreading episodes over 2 CPU devices" in run.stderr  # it says so

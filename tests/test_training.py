@@ -29,6 +29,7 @@ from gridflex.training import (
     GradMARPO,
     trainer_from_config,
 )
+from gridflex.training._output_space import spd_inverse
 
 
 @functools.cache
@@ -149,6 +150,21 @@ def test_gradma_stays_bounded_at_large_duals():
         assert moved < 3 * trainer.lr
         assert float(m["failed_episodes"]) == 0
         assert all(np.all(np.isfinite(x)) for x in _leaves(state.policy))
+
+
+def test_spd_inverse_matches_numpy():
+    """GradMAP's Gauss–Newton inverse (no batched LAPACK, so that several CPU devices
+    do not deadlock) equals numpy's, at sizes that are and are not powers of two."""
+    rng = np.random.default_rng(0)
+    for n in (1, 8, 37):
+        a = rng.normal(size=(3, n, n))
+        spd = a @ np.swapaxes(a, 1, 2) + 0.1 * np.eye(n)
+        np.testing.assert_allclose(
+            np.asarray(spd_inverse(jnp.asarray(spd))),
+            np.linalg.inv(spd),
+            rtol=1e-9,
+            atol=1e-9 * np.abs(np.linalg.inv(spd)).max(),
+        )
 
 
 @pytest.mark.parametrize(

@@ -439,9 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--devices",
         type=int,
-        default=1,
-        help="spread each batch's episodes over the first N local devices (default "
-        "1; the batch must be a multiple of N)",
+        help="spread each batch's episodes over the first N local devices (default: "
+        "all of them, or the most that divide the batch; N must divide the batch)",
     )
     t.add_argument("--no-eval", action="store_true", help="skip the evaluation")
     t.add_argument("--no-plots", action="store_true", help="skip the figures")

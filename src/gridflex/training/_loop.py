@@ -57,7 +57,7 @@ def fit(
     progress: bool = True,
     max_steps: int | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
-    devices: int = 1,
+    devices: int | None = None,
 ) -> FitResult:
     """Train `trainer` on `env` for `trainer.n_dual * trainer.n_primal` primal steps.
 
@@ -73,11 +73,12 @@ def fit(
     - `max_steps`: stop after this many primal steps in total (e.g. a smoke test).
     - `on_step`: called with every metrics row.
     - `devices`: how many local devices (GPUs, or forced host devices) the episodes
-        of every batch are spread over (default 1). Each device simulates its share
-        of the batch; the policies are replicated and the batch means reduced across
-        devices, so the result agrees with one device's to float rounding. The
-        trainer's `batch` must be a multiple of it. Meant for GPUs: on CPU devices it
-        gains nothing and warns (see the Scaling-out docs).
+        of every batch are spread over. Default: all of them, or the most of them
+        that divide the trainer's `batch`; a number given must divide it. Each device
+        simulates its share of the batch; the policies are replicated and the batch
+        means reduced across devices, so the result agrees with one device's to
+        float rounding. Meant for GPUs: on forced CPU devices it gains nothing and
+        warns (see the Scaling-out docs).
 
     **Returns:** a `FitResult`.
     """
@@ -90,12 +91,16 @@ def fit(
         )  # fmt: skip
 
 
-def mesh_for(trainer: AbstractTrainer, devices: int | None = 1) -> Mesh:
+def mesh_for(trainer: AbstractTrainer, devices: int | None = None) -> Mesh:
     """The episode mesh over `devices` local devices, refusing a batch they do not
-    divide."""
+    divide. `None`: all local devices, or the most of them that divide the batch."""
+    batch = getattr(trainer, "batch", None)
+    if devices is None:
+        devices = len(jax.local_devices())
+        if isinstance(batch, int):
+            devices = max(d for d in range(1, devices + 1) if batch % d == 0)
     mesh = episode_mesh(devices)
     n = mesh.devices.size
-    batch = getattr(trainer, "batch", None)
     if n > 1 and isinstance(batch, int) and batch % n:
         raise ValueError(
             f"batch = {batch} episodes do not split over {n} devices; give a batch "
@@ -104,10 +109,7 @@ def mesh_for(trainer: AbstractTrainer, devices: int | None = 1) -> Mesh:
     if n > 1 and mesh.devices.flat[0].platform == "cpu":
         warnings.warn(
             f"spreading episodes over {n} CPU devices: they share the same cores, so "
-            "nothing is gained, and a trainer that factorises matrices (GradMAP's "
-            "Gauss-Newton step) can deadlock in jaxlib's CPU LAPACK kernels when "
-            "several devices run them at once. Use one CPU device; several devices "
-            "are for GPUs.",
+            "nothing is gained; several devices are for GPUs.",
             stacklevel=3,
         )
     return mesh

@@ -22,7 +22,6 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 import optax
 from jaxtyping import Array, Float, PyTree
 
@@ -88,6 +87,47 @@ def gauss_newton(
     return gn + shift[:, None, None] * eye[None]
 
 
+def spd_inverse(a: Float[Array, "batch n n"]) -> Float[Array, "batch n n"]:
+    """Inverses of symmetric positive definite matrices, `L^-T L^-1` from each one's
+    Cholesky factor `L`.
+
+    No batched LAPACK call: jaxlib's batched CPU kernels (`potrf`, `trsm`) hand the
+    batch to XLA's intra-op thread pool and block on it, which deadlocks when several
+    CPU devices run them at once (episodes sharded over forced host devices). The
+    factors come one matrix at a time (`lax.map`), and `L^-1` from blocks with
+    matrix products only, which is also 3x faster on a 2-core CPU than a batched
+    `cho_solve` against the identity (1.7 s against 5.6 s for 1,000 matrices of
+    178 x 178, float32) at the same accuracy.
+    """
+    chol = jax.lax.map(jnp.linalg.cholesky, a)
+    l_inv = _lower_inverse(chol)
+    return jnp.swapaxes(l_inv, -1, -2) @ l_inv
+
+
+def _lower_inverse(lower: Float[Array, "*batch n n"]) -> Float[Array, "*batch n n"]:
+    """Inverses of lower-triangular matrices, padded with an identity block to a power
+    of two and split in halves: `[[A, 0], [B, C]]^-1 = [[A^-1, 0], [-C^-1 B A^-1,
+    C^-1]]`, both halves inverted together (one stacked call per level)."""
+    n = lower.shape[-1]
+    size = 1 << (n - 1).bit_length()
+    pad = [(0, 0)] * (lower.ndim - 2) + [(0, size - n)] * 2
+    padded = jnp.pad(lower, pad)
+    eye = jnp.eye(size, dtype=lower.dtype).at[:n, :n].set(0)
+    return _halves_inverse(padded + jnp.broadcast_to(eye, padded.shape))[..., :n, :n]
+
+
+def _halves_inverse(lower: Float[Array, "*batch n n"]) -> Float[Array, "*batch n n"]:
+    n = lower.shape[-1]
+    if n == 1:
+        return 1 / lower
+    h = n // 2
+    a, b, c = lower[..., :h, :h], lower[..., h:, :h], lower[..., h:, h:]
+    a_inv, c_inv = _halves_inverse(jnp.stack([a, c]))
+    top = jnp.concatenate([a_inv, jnp.zeros_like(jnp.swapaxes(b, -1, -2))], -1)
+    bottom = jnp.concatenate([-(c_inv @ b) @ a_inv, c_inv], -1)
+    return jnp.concatenate([top, bottom], -2)
+
+
 def output_space_sgd(
     lr: float | Float[Array, ""],
     gauss_newton: Float[Array, "agent p p"] | None,
@@ -108,9 +148,7 @@ def output_space_sgd(
         return optax.chain(optax.identity(), optax.sgd(lr))
     # inverted once per primal step: one batched matrix-vector product per update
     # is far cheaper on a CPU than two batched triangular solves
-    chol = jnp.linalg.cholesky(gauss_newton)
-    eye = jnp.broadcast_to(jnp.eye(gauss_newton.shape[-1]), gauss_newton.shape)
-    inverse = jax.vmap(lambda c, i: jsl.cho_solve((c, True), i))(chol, eye)
+    inverse = spd_inverse(gauss_newton)
 
     def precondition(updates, params):
         del params
