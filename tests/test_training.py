@@ -255,22 +255,25 @@ def _leaves(state) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("method", list(SMALL_OWN))
 def test_killed_run_resumes_to_the_same_parameters(tmp_path, method):
-    whole = tmp_path / "whole"
-    assert _train(whole, method).wait(timeout=600) == 0
-    killed = tmp_path / "killed"
-    proc = _train(killed, method)
-    deadline = time.time() + 600
-    while time.time() < deadline:  # kill it once a few checkpoints exist
-        done = sorted((killed / "checkpoints").glob("checkpoint_*.npz"))
-        if len(done) >= 3 or proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    _, step_at_kill = _final(killed, method)
-    assert 3 <= step_at_kill < 8
-    assert _train(killed, method, "--resume").wait(timeout=600) == 0
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    # the uninterrupted run runs beside the killed one and its resumption: two cores
+    uninterrupted, proc = _train(whole, method), _train(killed, method)
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline:  # kill it once a few checkpoints exist
+            done = sorted((killed / "checkpoints").glob("checkpoint_*.npz"))
+            if len(done) >= 3 or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        _, step_at_kill = _final(killed, method)
+        assert 3 <= step_at_kill < 8
+        assert _train(killed, method, "--resume").wait(timeout=600) == 0
+        assert uninterrupted.wait(timeout=600) == 0
+    finally:
+        uninterrupted.kill()  # no-op when it has finished
     a, step_a = _final(whole, method)
     b, step_b = _final(killed, method)
     assert step_a == step_b == 8
