@@ -122,17 +122,20 @@ def _injection(y: Float[Array, " state"], net: _Network) -> Float[Array, " state
     return -jnp.concatenate([ir, ii])
 
 
-class _FiniteStop(eqx.Module):
-    """Delegates to an Optimistix solver, but a diverged solve stops at a finite point.
+class _FiniteStop(optx.AbstractFixedPointSolver):
+    """Delegates to an Optimistix fixed-point solver, but a diverged solve stops at a
+    finite point.
 
     Optimistix ends a diverged iteration on its first non-finite iterate, and the
     implicit adjoint linearises there: `0 * NaN` then reaches the adjoint's linear
     solve even from a scenario the caller masked out, and Lineax refuses the whole
     batch. The stop point of a diverged solve is replaced by the no-load point (the
     solve is still reported diverged), so masked scenarios pass back exact zeros.
+    Root finders (`Newton`) are left as they are: beyond the feeder's loadability
+    they run out of steps at finite iterates instead.
     """
 
-    inner: optx.AbstractFixedPointSolver | optx.AbstractRootFinder
+    inner: optx.AbstractFixedPointSolver
     rtol: float
     atol: float
     norm: Callable
@@ -153,24 +156,13 @@ class _FiniteStop(eqx.Module):
         return jnp.where(jnp.all(jnp.isfinite(y)), y, args.w_pu), aux, stats
 
 
-class _FiniteStopFixedPoint(_FiniteStop, optx.AbstractFixedPointSolver):
-    pass
-
-
-class _FiniteStopRoot(_FiniteStop, optx.AbstractRootFinder):
-    pass
-
-
 def _finite_stop(
     solver: AbstractPowerFlowSolver, rtol: float, atol: float
 ) -> optx.AbstractFixedPointSolver | optx.AbstractRootFinder:
     inner = solver.to_optimistix(rtol, atol)
-    cls = (
-        _FiniteStopFixedPoint
-        if isinstance(inner, optx.AbstractFixedPointSolver)
-        else _FiniteStopRoot
-    )
-    return cls(inner=inner, rtol=inner.rtol, atol=inner.atol, norm=inner.norm)
+    if not isinstance(inner, optx.AbstractFixedPointSolver):
+        return inner
+    return _FiniteStop(inner=inner, rtol=inner.rtol, atol=inner.atol, norm=inner.norm)
 
 
 def _network(
