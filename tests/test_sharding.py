@@ -6,10 +6,13 @@ several devices), and the batch really is split. Forced host devices need
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
 import pytest
+
+from gridflex.runs import read_metrics
 
 
 SCRIPT = """
@@ -68,3 +71,59 @@ def test_training_agrees_on_one_two_and_four_devices():
     assert out["sharding"] is True  # the batch was split over the devices
     assert "batch = 5 episodes do not split over 2 devices" in out["refused"]
     assert "spreading episodes over 2 CPU devices" in run.stderr  # it says so
+
+
+def _cli_train(out, *extra: str) -> subprocess.Popen:
+    cmd = [
+        sys.executable, "-m", "gridflex._cli", "train", "--out", str(out),
+        "--agents", "4", "--method", "gradma", "--set", "gradma.batch=4",
+        "--set", "gradma.n_dual=1", "--set", "gradma.n_primal=3",
+        "--set", "run.checkpoint_every=1", "--no-eval", "--quiet", *extra,
+    ]  # fmt: skip
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    return subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+
+
+def _hosts(out, *extra: str) -> None:
+    """One run over two processes on localhost, as on a cluster without a manager."""
+    with socket.socket() as s:  # a free port for the coordinator
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    procs = [
+        _cli_train(
+            out,
+            "--coordinator",
+            f"localhost:{port}",
+            "--num-processes",
+            "2",
+            "--process-id",
+            str(i),
+            *extra,
+        )  # fmt: skip
+        for i in range(2)
+    ]
+    for p in procs:
+        _finish(p)
+
+
+def _finish(p: subprocess.Popen) -> None:
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err[-3000:]
+
+
+def test_two_processes_train_and_resume_as_one(tmp_path):
+    """`jax.distributed` on localhost (Gloo collectives on CPU): two processes, one
+    device each, train as one process does, process 0 alone writes the run, and
+    both resume from its checkpoint."""
+    single = _cli_train(tmp_path / "single")  # beside the two-process run
+    _hosts(tmp_path / "hosts", "--max-steps", "2")
+    _finish(single)
+    assert [r["step"] for r in read_metrics(tmp_path / "hosts")] == [1, 2]
+    _hosts(tmp_path / "hosts", "--resume")
+    one, two = read_metrics(tmp_path / "single"), read_metrics(tmp_path / "hosts")
+    assert [r["step"] for r in two] == [1, 2, 3]
+    for a, b in zip(one, two, strict=True):
+        assert b["cost"] == pytest.approx(a["cost"], rel=1e-5)
+    assert one[0]["cost"] != one[-1]["cost"]
+    ckpts = sorted(p.name for p in (tmp_path / "hosts" / "checkpoints").iterdir())
+    assert ckpts[-1] == "latest" and "checkpoint_000000003.npz" in ckpts

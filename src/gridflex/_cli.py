@@ -163,6 +163,7 @@ def _overrides(args: argparse.Namespace) -> dict:
 def _train(args: argparse.Namespace) -> int:
     import jax
 
+    from .env import initialize_hosts, is_lead_process, sync_processes
     from .evaluation import report_run
     from .runs import CONFIG_FILE, load_config, save_config
     from .training import (
@@ -173,6 +174,8 @@ def _train(args: argparse.Namespace) -> int:
     )
     from .training._loop import mesh_for
 
+    if args.hosts or args.coordinator is not None:
+        initialize_hosts(args.coordinator, args.num_processes, args.process_id)
     out = Path(args.out)
     saved = out / CONFIG_FILE
     if out.exists() and not out.is_dir():
@@ -199,7 +202,9 @@ def _train(args: argparse.Namespace) -> int:
                     f"{out} already holds a run; pass --resume to continue it or "
                     "choose another --out."
                 )
-            save_config(out, config)
+            sync_processes("gridflex.train.checked")
+            if is_lead_process():
+                save_config(out, config)
         run = config["run"]
         feeder = load_feeder(run["feeder"], taps=run["taps"])
         env = environment_from_config(config, feeder)
@@ -216,7 +221,7 @@ def _train(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         devices=args.devices,
     )
-    if args.no_eval:
+    if args.no_eval or not is_lead_process():
         return 0
     summary, _, _ = report_run(
         env,
@@ -442,6 +447,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="spread each batch's episodes over the first N local devices (default: "
         "all of them, or the most that divide the batch; N must divide the batch)",
     )
+    t.add_argument(
+        "--hosts",
+        action="store_true",
+        help="one process of a multi-host run: join it through JAX's distributed "
+        "runtime, detecting the cluster (Slurm, Open MPI); process 0 writes the run",
+    )
+    t.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="multi-host run without a cluster manager: process 0's address (with "
+        "--num-processes and --process-id)",
+    )
+    t.add_argument("--num-processes", type=int, help="processes in the run")
+    t.add_argument("--process-id", type=int, help="this process's id, 0 to N-1")
     t.add_argument("--no-eval", action="store_true", help="skip the evaluation")
     t.add_argument("--no-plots", action="store_true", help="skip the figures")
     t.add_argument("--quiet", action="store_true", help="no progress line")

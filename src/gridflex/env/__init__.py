@@ -21,5 +21,8 @@ from ._placement import (
 from ._sharding import (
     episode_devices as episode_devices,
     episode_mesh as episode_mesh,
+    initialize_hosts as initialize_hosts,
+    is_lead_process as is_lead_process,
     shard_episodes as shard_episodes,
+    sync_processes as sync_processes,
 )

@@ -8,16 +8,59 @@ reduced. Outside such a mesh nothing changes."""
 import jax
 import jax.tree_util as jtu
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, PartitionSpec
 
 
 EPISODES = "episodes"
 
 
+def initialize_hosts(
+    coordinator: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+) -> None:
+    """Join a run over several processes (hosts) through JAX's distributed runtime.
+
+    Call it in every process before anything else touches JAX. Without arguments JAX
+    detects the cluster (Slurm, Open MPI, cloud TPU); otherwise give the
+    coordinator's `host:port`, the number of processes and this one's id. Episode
+    meshes then span every process's devices, and `fit` writes its metrics and
+    checkpoints from process 0 only (every process resumes from them, so the run
+    folder must be on a shared file system). On CPUs the collectives go through Gloo.
+    """
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address=coordinator,
+        num_processes=num_processes,
+        process_id=process_id,
+    )
+
+
+def is_lead_process() -> bool:
+    """Whether this process writes the run's files (process 0; always, alone)."""
+    return jax.process_index() == 0
+
+
+def sync_processes(name: str) -> None:
+    """Wait here until every process of a multi-process run arrives (no-op alone)."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
+
+
 def episode_mesh(devices: int | None = None) -> Mesh:
     """A one-axis mesh (`"episodes"`, automatic) over the first `devices` local
     devices (default: all of them). Use it with `jax.set_mesh(mesh)` around training
-    (`fit(..., devices=...)` does)."""
+    (`fit(..., devices=...)` does). In a multi-process run (`initialize_hosts`) the
+    mesh spans every process's devices, and `devices` may only name all of them."""
+    if jax.process_count() > 1:
+        every = jax.devices()
+        if devices not in (None, len(every)):
+            raise ValueError(
+                f"devices = {devices}: a run over {jax.process_count()} processes "
+                f"uses all their {len(every)} devices; leave devices unset."
+            )
+        return Mesh(np.asarray(every), (EPISODES,), axis_types=(AxisType.Auto,))
     local = jax.local_devices()
     n = len(local) if devices is None else devices
     if not 1 <= n <= len(local):

@@ -19,7 +19,7 @@ import jax
 from jax.sharding import Mesh
 from jaxtyping import PRNGKeyArray
 
-from ..env import Environment, episode_mesh
+from ..env import Environment, episode_mesh, is_lead_process, sync_processes
 from ..runs import (
     latest_checkpoint,
     load_checkpoint,
@@ -95,7 +95,7 @@ def mesh_for(trainer: AbstractTrainer, devices: int | None = None) -> Mesh:
     """The episode mesh over `devices` local devices, refusing a batch they do not
     divide. `None`: all local devices, or the most of them that divide the batch."""
     batch = getattr(trainer, "batch", None)
-    if devices is None:
+    if devices is None and jax.process_count() == 1:
         devices = len(jax.local_devices())
         if isinstance(batch, int):
             devices = max(d for d in range(1, devices + 1) if batch % d == 0)
@@ -133,7 +133,7 @@ def _fit(
     )
     state = trainer.init(env, key)
     done, offset = 0, 0.0
-    writer = None
+    writer, truncate = None, None
     if out_dir is not None:
         out = Path(out_dir)
         ckpt_dir = out / CHECKPOINTS
@@ -143,7 +143,7 @@ def _fit(
         if resume and has_run:
             state, done, meta = load_checkpoint(ckpt_dir, like=state)
             offset = float(meta.get("wall_s", 0.0))
-            writer = MetricsWriter(out, truncate_after_step=done)
+            truncate = done
             gap = missing_steps(out, done)
             if gap:
                 warnings.warn(
@@ -161,11 +161,14 @@ def _fit(
                     f"{out} already holds a training run; pass resume=True "
                     "(`--resume`) to continue it, or choose another output folder."
                 )
-            writer = MetricsWriter(out, truncate_after_step=0)
-        else:
-            writer = MetricsWriter(out)
+            truncate = 0
+        # every process has read the folder as it was; only process 0 writes to it
+        sync_processes("gridflex.fit.checked")
+        if is_lead_process():
+            writer = MetricsWriter(out, truncate_after_step=truncate)
+    lead = is_lead_process()
     step = eqx.filter_jit(trainer.step)
-    bar = ProgressBar(elapsed_offset_s=offset) if progress else None
+    bar = ProgressBar(elapsed_offset_s=offset) if progress and lead else None
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
     try:
@@ -194,9 +197,9 @@ def _fit(
                         "failed": int(values.get("failed_episodes", 0)),
                     }
                 )
-            if out_dir is not None and (s % checkpoint_every == 0 or s == total):
+            if writer is not None and (s % checkpoint_every == 0 or s == total):
                 save_checkpoint(
-                    Path(out_dir) / CHECKPOINTS,
+                    writer.path.parent / CHECKPOINTS,
                     state,
                     step=s,
                     metadata={"wall_s": wall, "trainer": type(trainer).__name__},
@@ -207,5 +210,6 @@ def _fit(
         if writer is not None:
             writer.close()
     train_seconds = offset + time.perf_counter() - t0
+    sync_processes("gridflex.fit.written")  # process 0's files are complete
     all_rows = read_metrics(Path(out_dir)) if out_dir is not None else rows
     return FitResult(state=state, metrics=all_rows, train_seconds=train_seconds)
