@@ -270,7 +270,7 @@ def _trainer(method: str, batch: int | None):
 def _checkpoint_dir(case: str, method: str, seed: int, batch: int | None) -> str:
     """Where a run keeps its checkpoints (under the ignored `runs/`), so that a run
     killed or crashed after an hour resumes instead of starting again."""
-    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     name = os.path.basename(_case_dir(case, batch))
     return os.path.join(root, "runs", "benchmarks", name, f"{method}_seed{seed}")
 

@@ -1,6 +1,10 @@
 """Shared test tables and helpers: tolerances, the OpenDSS reference, adjoint tables."""
 
+import os
+import subprocess
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -115,3 +119,33 @@ def assert_matches_opendss(feeder, path, *, taps=None, rtol=1e-9) -> float:
     base = np.array([bases[n.split(".")[0]] for n in feeder.node_names])
     np.testing.assert_allclose(feeder.base_v, base, rtol=1e-12)
     return worst
+
+
+# --- training runs in a subprocess ---------------------------------------------------
+
+
+def train_process(
+    out: Path,
+    method: str,
+    settings: Mapping[str, object],
+    *extra: str,
+    devices: int | None = None,
+    stderr: int = subprocess.DEVNULL,
+) -> subprocess.Popen:
+    """`gridflex train` in its own process (to kill it, or to force host devices): a
+    tiny run of `method` with its section's `settings`, 4 agents, a checkpoint every
+    step, no evaluation; on `devices` forced host devices when given."""
+    sets = [f"{method}.{k}={v}" for k, v in settings.items()]
+    cmd = [
+        sys.executable, "-m", "gridflex._cli", "train", "--out", str(out),
+        "--agents", "4", "--method", method,
+        *(a for s in sets for a in ("--set", s)),
+        "--set", "run.checkpoint_every=1", "--no-eval", "--quiet", *extra,
+    ]  # fmt: skip
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    if devices is not None:
+        cmd += ["--devices", str(devices)]
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True
+    )

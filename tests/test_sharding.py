@@ -14,6 +14,8 @@ import pytest
 
 from gridflex.runs import read_metrics
 
+from .helpers import train_process
+
 
 SCRIPT = """
 import json, sys
@@ -74,14 +76,8 @@ def test_training_agrees_on_one_two_and_four_devices():
 
 
 def _cli_train(out, *extra: str) -> subprocess.Popen:
-    cmd = [
-        sys.executable, "-m", "gridflex._cli", "train", "--out", str(out),
-        "--agents", "4", "--method", "gradma", "--set", "gradma.batch=4",
-        "--set", "gradma.n_dual=1", "--set", "gradma.n_primal=3",
-        "--set", "run.checkpoint_every=1", "--no-eval", "--quiet", *extra,
-    ]  # fmt: skip
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    return subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    settings = {"batch": 4, "n_dual": 1, "n_primal": 3}
+    return train_process(out, "gradma", settings, *extra, stderr=subprocess.PIPE)
 
 
 def _hosts(out, *extra: str) -> None:

@@ -3,7 +3,6 @@ their own trainer, and `gridflex train` writes what it promises."""
 
 import functools
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -30,6 +29,8 @@ from gridflex.training import (
     trainer_from_config,
 )
 from gridflex.training._output_space import spd_inverse
+
+from .helpers import train_process
 
 
 @functools.cache
@@ -215,19 +216,8 @@ def _settings(method: str) -> dict:
 
 
 def _train(out: Path, method: str, *extra: str) -> subprocess.Popen:
-    sets = [f"{method}.{k}={v}" for k, v in _settings(method).items()]
-    cmd = [
-        sys.executable, "-m", "gridflex._cli", "train", "--out", str(out),
-        "--agents", "4", "--method", method,
-        *(a for s in sets for a in ("--set", s)),
-        "--set", "run.checkpoint_every=1", "--no-eval", "--quiet",
-        "--devices", str(DEVICES[method]),
-    ]  # fmt: skip
-    flags = f"--xla_force_host_platform_device_count={DEVICES[method]}"
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=flags)
-    return subprocess.Popen(
-        [*cmd, *extra], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    settings = _settings(method)
+    return train_process(out, method, settings, *extra, devices=DEVICES[method])
 
 
 def _final(out: Path, method: str):
