@@ -44,7 +44,9 @@ the output.
 Results: `benchmarks/results/paper/<case>/<method>_seed<k>.json` (per-step metrics
 and the held-out figures), `benchmarks/results/paper_<case>.json` (the report),
 `paper_<case>_curves.png` (Fig. 6), `paper_<case>_cumulative_cost.png` (Fig. 7),
-`paper_agents.png` (Fig. 8).
+`paper_agents.png` (Fig. 8). Each run checkpoints under
+`runs/benchmarks/paper/<case>/<method>_seed<k>/` (ignored by git; under `--results`
+when that is given); the same command resumes a killed run from its last checkpoint.
 """
 
 import argparse
@@ -127,18 +129,21 @@ def _held_out(env, policy, days: int | None) -> dict:
 
 
 def one_run(case, method, seed, batch, results, tiny=False) -> str:
-    import jax
-
-    from gridflex.training import fit
-
     env = two._environment(case, seed)
     trainer = _trainer(method, batch, tiny)
-    result = fit(env, trainer, key=jax.random.key(seed), progress=not tiny)
+    # Checkpoints beside trainers.py's, in a folder of their own (the two scripts
+    # share method names); with --results elsewhere (the test), under it.
+    root = os.path.join(two.CHECKPOINTS, "paper")
+    if results != RESULTS:
+        root = os.path.join(results, "runs")
+    run_dir = two.checkpoint_dir(case, method, seed, batch, root)
+    result = two.resumable_fit(env, trainer, seed, run_dir, progress=not tiny)
     folder = os.path.join(results, "paper", _name(case, batch))
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{method}_seed{seed}.json")
     record = {
         "command": "python benchmarks/paper.py " + " ".join(sys.argv[1:]),
+        "commit": two.commit(),
         "case": case,
         "method": method,
         "seed": seed,

@@ -45,7 +45,9 @@ for both methods):
 5. Summary. Per case, the median and range over the seeds of every speed-up; final
    cost and violation of each method per seed. Context only, never the headline: the
    cost-only time to the symmetric cost target (the paper's wording), and the ratio
-   of whole schedules (equal dual steps).
+   of whole schedules (equal dual steps). Added after the runs, as context too: the
+   joint target taken over the end-of-day battery and heat-pump channels as well
+   (rule 3 leaves them out), with each method's final terminal levels.
 
 `--timing` splits a primal step of each method on this machine (warm, median of
 repeats): the rollout alone, the rollout with its gradient (so the adjoint and the
@@ -72,6 +74,9 @@ import numpy as np
 
 METHODS = ("gradma", "gradmap")
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+CHECKPOINTS = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runs", "benchmarks"
+)
 _KEPT = (
     "step",
     "wall_s",
@@ -116,11 +121,14 @@ def run_time(run: list[dict]) -> np.ndarray:
     return _series(run, "wall_s") - compile_seconds(run)
 
 
-def final_levels(run: list[dict]) -> dict[str, float]:
+FIGURES = ("cost", "voltage_violation")
+TERMINALS = ("battery_terminal", "heat_pump_terminal")
+
+
+def final_levels(run: list[dict], keys: tuple[str, ...] = FIGURES) -> dict[str, float]:
+    """Rule 3's final level of each figure in `keys` that the run recorded."""
     tail = max(1, len(run) // 10)
-    return {
-        k: float(_series(run, k)[-tail:].mean()) for k in ("cost", "voltage_violation")
-    }
+    return {k: float(_series(run, k)[-tail:].mean()) for k in keys if k in run[0]}
 
 
 def time_to(
@@ -160,6 +168,12 @@ def analyse_seed(runs: dict[str, list[dict]], seconds: dict[str, float]) -> dict
 
     joint, to_map, to_ma = each(target), each(fin["gradmap"]), each(fin["gradma"])
     cost_only = each({"cost": target["cost"]})
+    # Context: the joint target over the end-of-day (terminal) channels too, which
+    # rule 3 leaves out (a method may buy cost with devices left short at midnight).
+    fin_all = {m: final_levels(r, FIGURES + TERMINALS) for m, r in runs.items()}
+    joint_all = each(
+        {k: max(f[k] for f in fin_all.values()) for k in fin_all["gradma"]}
+    )
     per_method = {
         m: {
             "primal_steps": len(r),
@@ -173,6 +187,7 @@ def analyse_seed(runs: dict[str, list[dict]], seconds: dict[str, float]) -> dict
                 ),
             },
             "final": fin[m],
+            "final_terminals": {k: fin_all[m][k] for k in TERMINALS if k in fin_all[m]},
             "reaches_joint_target": joint[m],
             "reaches_gradmap_final": to_map[m],
             "reaches_gradma_final": to_ma[m],
@@ -190,6 +205,9 @@ def analyse_seed(runs: dict[str, list[dict]], seconds: dict[str, float]) -> dict
             "to_gradmap_final": _ratio(to_map["gradma"], to_map["gradmap"]),
             "to_gradma_final": _ratio(to_ma["gradma"], to_ma["gradmap"]),
             "context_cost_only": _ratio(cost_only["gradma"], cost_only["gradmap"]),
+            "context_joint_with_terminals": _ratio(
+                joint_all["gradma"], joint_all["gradmap"]
+            ),
             "context_whole_schedules": round(
                 len(ma) * seconds["gradma"] / (len(gm) * seconds["gradmap"]), 2
             ),
@@ -267,38 +285,48 @@ def _trainer(method: str, batch: int | None):
     return cls() if batch is None else cls(batch=batch)
 
 
-def _checkpoint_dir(case: str, method: str, seed: int, batch: int | None) -> str:
-    """Where a run keeps its checkpoints (under the ignored `runs/`), so that a run
-    killed or crashed after an hour resumes instead of starting again."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+def checkpoint_dir(
+    case: str, method: str, seed: int, batch: int | None, root: str | None = None
+) -> str:
+    """Where a run keeps its checkpoints (by default under the ignored
+    `runs/benchmarks/`), so that a run killed or crashed after an hour resumes
+    instead of starting again."""
     name = os.path.basename(_case_dir(case, batch))
-    return os.path.join(root, "runs", "benchmarks", name, f"{method}_seed{seed}")
+    return os.path.join(root or CHECKPOINTS, name, f"{method}_seed{seed}")
 
 
-def one_run(case: str, method: str, seed: int, batch: int | None) -> str:
+def resumable_fit(env, trainer, seed: int, run_dir: str, progress: bool = True):
+    """`gridflex.training.fit` checkpointing into `run_dir`, resumed from its last
+    checkpoint when there is one: the same command finishes a killed run."""
     import jax
 
     from gridflex.training import fit
 
-    env = _environment(case, seed)
-    trainer = _trainer(method, batch)
-    run_dir = _checkpoint_dir(case, method, seed, batch)
     resume = os.path.isdir(os.path.join(run_dir, "checkpoints"))
     if resume:
-        print(f"resuming {run_dir}")
-    result = fit(
+        print(f"resuming {run_dir}", flush=True)
+    return fit(
         env,
         trainer,
         key=jax.random.key(seed),
         out_dir=run_dir,
         resume=resume,
-        progress=True,
+        progress=progress,
+    )
+
+
+def one_run(case: str, method: str, seed: int, batch: int | None) -> str:
+    env = _environment(case, seed)
+    trainer = _trainer(method, batch)
+    result = resumable_fit(
+        env, trainer, seed, checkpoint_dir(case, method, seed, batch)
     )
     out = _case_dir(case, batch)
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, f"{method}_seed{seed}.json")
     record = {
         "command": "python benchmarks/trainers.py " + " ".join(sys.argv[1:]),
+        "commit": commit(),
         "case": case,
         "method": method,
         "seed": seed,
@@ -308,6 +336,28 @@ def one_run(case: str, method: str, seed: int, batch: int | None) -> str:
     write_run(path, record, result.metrics)
     print(f"{method} seed {seed}: {len(result.metrics)} steps")
     return path
+
+
+def commit() -> str | None:
+    """The commit the benchmark code is at (with `+` when its tree has changes), so
+    that every stored run says which code made it; `None` outside a git checkout."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        head = subprocess.run(
+            ["git", "-C", here, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+" if dirty else "")
 
 
 def write_run(path: str, record: dict, rows: list[dict]) -> None:
