@@ -339,8 +339,9 @@ def one_run(case: str, method: str, seed: int, batch: int | None) -> str:
 
 
 def commit() -> str | None:
-    """The commit the benchmark code is at (with `+` when its tree has changes), so
-    that every stored run says which code made it; `None` outside a git checkout."""
+    """The commit the benchmark code is at (with `+` when the library or the
+    benchmark scripts differ from it), so that every stored run says which code made
+    it; `None` outside a git checkout."""
     here = os.path.dirname(os.path.abspath(__file__))
     try:
         head = subprocess.run(
@@ -350,7 +351,8 @@ def commit() -> str | None:
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", here, "status", "--porcelain", "--untracked-files=no"]
+            + ["--", ":/src", ":/benchmarks/*.py"],
             capture_output=True,
             text=True,
             check=True,
