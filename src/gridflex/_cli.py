@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-BUILTIN = ("ieee13", "ieee123", "european_lv", "european_lv_reduced")
 METHODS = ("gradmap", "gradma", "gradma_rpo", "ippo", "mappo")
 """`--method`'s choices: the keys of `gridflex.training.TRAINERS` (a test keeps them
 equal; importing that here would load JAX for `--help`)."""
@@ -73,15 +72,15 @@ def load_feeder(spec: str, *, taps: str = "regulated"):
     "file"), or an OpenDSS master file by path (taps as the file leaves them)."""
     from . import feeders
 
-    if spec in BUILTIN:
+    if spec in feeders.BUILTIN_FEEDERS:
         if taps not in ("regulated", "homes", "file"):
             raise ValueError(f"taps {taps!r}: give 'homes', 'regulated' or 'file'.")
         return getattr(feeders, spec)(taps=taps)
     if os.path.exists(spec):
         return feeders.from_opendss(spec)
     raise ValueError(
-        f"unknown feeder {spec!r}: give one of {', '.join(BUILTIN)} or the path of an "
-        "OpenDSS master file."
+        f"unknown feeder {spec!r}: give one of {', '.join(feeders.BUILTIN_FEEDERS)} "
+        "or the path of an OpenDSS master file."
     )
 
 
@@ -240,6 +239,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from . import feeders
     from .env import make_environment
     from .evaluation import naive_evaluation, report_run, write_evaluation
 
@@ -259,7 +259,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         env = make_environment(feeder, args.agents, seed=args.seed)
     result = naive_evaluation(env, days=args.days)
     summary = result.summary()
-    summary["feeder"] = args.feeder if args.feeder in BUILTIN else feeder.name
+    builtin = args.feeder in feeders.BUILTIN_FEEDERS
+    summary["feeder"] = args.feeder if builtin else feeder.name
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     path = write_evaluation(args.out or "runs/eval", summary)
     print(json.dumps(summary, indent=2))
@@ -325,12 +326,13 @@ def _evaluate_run(args: argparse.Namespace) -> int:
 
 def _crosscheck(day: int, env, controller, feeder: str, taps: str, out: Path) -> None:
     """`--crosscheck DAY`: the held-out day replayed with OpenDSS solving each step."""
+    from . import feeders
     from .evaluation import opendss_crosscheck
     from .feeders._opendss import _dss
 
     with _user_input():
         _dss()  # a broken install of opendssdirect.py: say how to mend it
-    user_file = feeder not in BUILTIN
+    user_file = feeder not in feeders.BUILTIN_FEEDERS
     check = opendss_crosscheck(
         env,
         controller,

@@ -2,6 +2,7 @@
 
 from ._environment import (
     AbstractController as AbstractController,
+    DayState as DayState,
     EnvConfig as EnvConfig,
     Environment as Environment,
     EpisodeResult as EpisodeResult,
@@ -11,6 +12,7 @@ from ._environment import (
     OpenLoopController as OpenLoopController,
     PolicyController as PolicyController,
     Rollout as Rollout,
+    StepInputs as StepInputs,
     StepTrace as StepTrace,
 )
 from ._placement import (

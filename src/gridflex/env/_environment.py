@@ -19,7 +19,16 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 import optimistix as optx
-from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray, PyTree
+from jaxtyping import (
+    Array,
+    ArrayLike,
+    Bool,
+    Complex,
+    Float,
+    Int,
+    PRNGKeyArray,
+    PyTree,
+)
 
 from .._misc import default_float
 from ..data import default_scenarios, Scenarios, ScenarioStats
@@ -229,6 +238,34 @@ class Rollout(eqx.Module):
 # --- the environment -----------------------------------------------------------------
 
 
+class StepInputs(eqx.Module):
+    """The exogenous inputs of one step of one episode, or of a day's steps with a
+    leading step axis (`Environment.day_inputs`): the step index, every home's
+    household load and PV, the outdoor temperature, the import and export prices, and
+    the multiplier of the spot loads no home replaced."""
+
+    t: Int[Array, "*step"]
+    load_kw: Float[Array, "*step agent"]
+    pv_kw: Float[Array, "*step agent"]
+    temperature_c: Float[Array, "*step"]
+    price_import: Float[Array, "*step"]
+    price_export: Float[Array, "*step"]
+    kept_scale: Float[Array, "*step"]
+
+
+class DayState(eqx.Module):
+    """What one step hands the next within a day (`Environment.start_of_day`):
+    every device's state by kind, the feeder's complex node voltages (the warm
+    start of the next power flow), each home's voltage magnitude (observed at the
+    next step), and the counts of failed power flows and non-finite actions so far."""
+
+    devices: dict[str, PyTree]
+    v: Complex[Array, " node"]
+    v_home_pu: Float[Array, " agent"]
+    failed_steps: Int[Array, ""]
+    non_finite_actions: Int[Array, ""]
+
+
 def _to_float(tree):
     dtype = default_float()
     return jtu.tree_map(
@@ -355,6 +392,209 @@ class Environment(eqx.Module):
             out = out.at[self.homes(k)].set(rating)
         return out
 
+    # -- one step -----------------------------------------------------------------
+
+    def day_inputs(self, day: Int[Array, ""], split: str = "train") -> "StepInputs":
+        """The exogenous inputs of every step of one day (leading step axis): what
+        `observe` and `transition` take one step of."""
+        dtype = default_float()
+        scenarios = self.train if split == "train" else self.test
+        data = _to_float(scenarios.episode(day[None]))
+        return StepInputs(
+            t=jnp.arange(self.config.n_steps),
+            load_kw=data.load_kw[0],
+            pv_kw=data.pv_kw[0],
+            temperature_c=data.temperature_c[0],
+            price_import=data.price_import[0],
+            price_export=data.price_export[0],
+            kept_scale=self.kept_load_scale(day[None], split)[0].astype(dtype),
+        )
+
+    def start_of_day(self, devices: dict[str, PyTree]) -> "DayState":
+        """The state before a day's first step: the devices' start-of-day states
+        (e.g. `initial_state()`), the feeder at its no-load voltages, nothing failed."""
+        dtype = default_float()
+        v0 = jnp.asarray(self.feeder.w)
+        base = jnp.asarray(self.feeder.base_v, dtype=dtype)
+        node = jnp.asarray(self.placement.node)
+        return DayState(
+            devices=devices,
+            v=v0,
+            v_home_pu=(jnp.abs(v0) / base)[node].astype(dtype),
+            failed_steps=jnp.array(0),
+            non_finite_actions=jnp.array(0),
+        )
+
+    def observe(self, state: "DayState", x: "StepInputs") -> Float[Array, "agent obs"]:
+        """Every agent's local observation at one step (`OBS_NAMES`, each scaled to
+        about [0, 1]): what its policy sees, and nothing of any other home."""
+        cfg = self.config
+        dtype = default_float()
+        n = self.n_agents
+        inputs = DeviceInputs(x.t, cfg.n_steps, cfg.dt_h, x.temperature_c)
+        obs_state = jnp.zeros(n, dtype)
+        urgency = jnp.zeros(n, dtype)
+        for k, dev in self.population.groups.items():
+            homes = self.homes(k)
+            obs_state = obs_state.at[homes].set(
+                eqx.filter_vmap(lambda d, s: d.observe(s))(dev, state.devices[k])
+            )
+            urgency = urgency.at[homes].set(
+                eqx.filter_vmap(lambda d, s: d.urgency(s, inputs))(
+                    dev, state.devices[k]
+                )
+            )
+        ones = jnp.ones(n, dtype)
+        stats = self.stats
+        return jnp.stack(
+            [
+                ones * (x.t.astype(dtype) / cfg.n_steps),
+                obs_state,
+                stats.normalise("net_kw", x.load_kw - x.pv_kw).astype(dtype),
+                ones * stats.normalise("price_import", x.price_import).astype(dtype),
+                ones * stats.normalise("price_export", x.price_export).astype(dtype),
+                ones * stats.normalise("temperature_c", x.temperature_c).astype(dtype),
+                urgency,
+                (state.v_home_pu - 0.9) / 0.2,
+            ],
+            axis=-1,
+        )
+
+    def transition(
+        self,
+        state: "DayState",
+        action: Float[Array, " agent"],
+        x: "StepInputs",
+        lambdas: Mapping[str, Float[Array, ""]],
+        *,
+        naive: bool = False,
+    ) -> tuple["DayState", dict[str, Float[Array, ""]], "StepTrace"]:
+        """One step of every home and of the feeder, from the agents' raw actions.
+
+        **Arguments:**
+
+        - `state`: the `DayState` before the step.
+        - `action`: every agent's raw action `a` (clipped to [-1, 1] and decoded to
+            its device's command range here; beyond the range is a violation).
+        - `x`: this step's inputs (one step of `day_inputs`).
+        - `lambdas`: the duals by channel (every one of `channels`), weighing
+            `StepTrace.lagrangian`.
+        - `naive`: every device follows its `naive_command` instead (the baseline).
+
+        **Returns:** `(state, channels, trace)`: the state after the step, this
+        step's per-step channels (the voltage one in pu, before the day's mean and
+        `voltage_scale_pu`), and its `StepTrace` (without `obs` and `outputs`; the
+        end-of-day terms are `end_of_day`'s).
+        """
+        cfg = self.config
+        dtype = default_float()
+        n = self.n_agents
+        inputs = DeviceInputs(x.t, cfg.n_steps, cfg.dt_h, x.temperature_c)
+        # A NaN or infinite action (a broken policy) is never free and never reaches
+        # a device: its home acts as at u = 0 (the middle of its command range; a
+        # battery idles), and the step counts a violation of 1.0 (a full range) in
+        # that device's channel.
+        bad = ~jnp.isfinite(action)
+        a = jnp.where(bad, 0.0, action)
+        u = jnp.clip(a, -1.0, 1.0)
+        p_dev = jnp.zeros(n, dtype)
+        cost_dev = jnp.zeros(n, dtype)
+        weighted_dev = jnp.zeros(n, dtype)
+        viol = {}
+        new_devices = {}
+        for k, dev in self.population.groups.items():
+            homes = self.homes(k)
+            if naive:
+                cmd = eqx.filter_vmap(lambda d, s: d.naive_command(s, inputs))(
+                    dev, state.devices[k]
+                )
+            else:
+                cmd = eqx.filter_vmap(lambda d, c: d.decode(c))(dev, u[homes])
+            out = eqx.filter_vmap(lambda d, s, c: d.step(s, c, inputs))(
+                dev, state.devices[k], cmd
+            )
+            new_devices[k] = out.state
+            p_dev = p_dev.at[homes].set(out.p_kw)
+            cost_dev = cost_dev.at[homes].set(out.cost)
+            channel = type(dev).step_channel
+            beyond = jnp.maximum(jnp.abs(a[homes]) - 1.0, 0.0)
+            if naive:
+                beyond = jnp.zeros_like(beyond)
+            beyond = jnp.where(bad[homes], 1.0, beyond)
+            viol[channel] = viol.get(channel, 0.0) + jnp.sum(out.violation + beyond) / n
+            weighted_dev = weighted_dev.at[homes].set(
+                lambdas[channel] * (out.violation + beyond)
+            )
+        net, p_node, q_node = self.home_injections(p_dev, x.load_kw, x.pv_kw)
+        meter = cfg.dt_h * (
+            x.price_import * jnp.maximum(net, 0) - x.price_export * jnp.maximum(-net, 0)
+        )
+        cost = meter + cost_dev
+        feeder = self.feeder
+        sol = power_flow(
+            feeder,
+            p_node,
+            q_node,
+            load_scale=jnp.full(feeder.loads.n_loads, x.kept_scale, dtype),
+            v_init=state.v,
+            solver=self.solver,
+            adjoint=self.adjoint,
+            throw=False,
+        )
+        ok = (sol.result == RESULTS.successful) & jnp.all(jnp.isfinite(sol.v_pu))
+        base = jnp.asarray(feeder.base_v, dtype=dtype)
+        v_pu = jnp.where(ok, sol.v_pu, jnp.abs(state.v) / base)
+        v_viol = jnp.where(ok, cfg.voltage_violation(v_pu), 0.0)
+        # The episode's Lagrangian, N (rho c / c_norm + sum_k lambda_k v_k), split by
+        # agent and step: the voltage channel is N times the day's mean of v_viol /
+        # voltage_scale_pu, so each agent carries it whole; a device channel is the
+        # day's mean of the agents' violations over N.
+        share = cfg.cost_weight * cost / self.cost_norm + weighted_dev / cfg.n_steps
+        if cfg.voltage_constraint:
+            share = share + lambdas[VOLTAGE] * v_viol / (
+                cfg.n_steps * cfg.voltage_scale_pu
+            )
+        trace = StepTrace(
+            obs=None,
+            outputs=None,
+            action=a,
+            p_kw=p_dev,
+            cost=cost,
+            voltage_violation=v_viol,
+            v_min_pu=jnp.min(v_pu),
+            v_max_pu=jnp.max(v_pu),
+            ok=ok,
+            lagrangian=share,
+        )
+        new = DayState(
+            devices=new_devices,
+            v=jnp.where(ok, sol.v, state.v),
+            v_home_pu=v_pu[jnp.asarray(self.placement.node)],
+            failed_steps=state.failed_steps + jnp.where(ok, 0, 1),
+            non_finite_actions=state.non_finite_actions + jnp.sum(bad),
+        )
+        return new, {VOLTAGE: v_viol, **viol}, trace
+
+    def end_of_day(
+        self, state: "DayState", lambdas: Mapping[str, Float[Array, ""]]
+    ) -> tuple[dict[str, Float[Array, ""]], Float[Array, " agent"]]:
+        """The terminal channels of a day's end state (each the mean over all agents
+        of its device kind's end-of-day violation) and every agent's dual-weighted
+        share of them, which `StepTrace.lagrangian` adds at the last step."""
+        dtype = default_float()
+        n = self.n_agents
+        channels = {}
+        share = jnp.zeros(n, dtype)
+        for k, dev in self.population.groups.items():
+            channel = type(dev).terminal_channel
+            if channel is not None:
+                term = eqx.filter_vmap(lambda d, s: d.terminal_violation(s))(
+                    dev, state.devices[k]
+                )
+                channels[channel] = channels.get(channel, 0.0) + jnp.sum(term) / n
+                share = share.at[self.homes(k)].add(lambdas[channel] * term)
+        return channels, share
+
     # -- one day ------------------------------------------------------------------
 
     def _episode(
@@ -371,167 +611,39 @@ class Environment(eqx.Module):
         cfg = self.config
         dtype = default_float()
         n = self.n_agents
-        scenarios = self.train if split == "train" else self.test
-        data = _to_float(scenarios.episode(day[None]))
-        homes = {k: self.homes(k) for k in self.kinds}
-        node = jnp.asarray(self.placement.node)
-        feeder = self.feeder
-        v0 = jnp.asarray(feeder.w)
-        base = jnp.asarray(feeder.base_v, dtype=dtype)
         naive = isinstance(controller, NaiveController)
-        kept_scale = self.kept_load_scale(day[None], split)[0].astype(dtype)
-        n_loads = feeder.loads.n_loads
 
         def step_fn(carry, xs):
-            state, v_prev, v_home_prev, failed, non_finite = carry
-            t, load_kw, pv_kw, temp, p_imp, p_exp, kept_t, shift_t, key_t = xs
-            inputs = DeviceInputs(t, cfg.n_steps, cfg.dt_h, temp)
-            obs_state = jnp.zeros(n, dtype)
-            urgency = jnp.zeros(n, dtype)
-            for k, dev in self.population.groups.items():
-                obs_state = obs_state.at[homes[k]].set(
-                    eqx.filter_vmap(lambda d, s: d.observe(s))(dev, state[k])
-                )
-                urgency = urgency.at[homes[k]].set(
-                    eqx.filter_vmap(lambda d, s: d.urgency(s, inputs))(dev, state[k])
-                )
-            ones = jnp.ones(n, dtype)
-            obs = jnp.stack(
-                [
-                    ones * (t.astype(dtype) / cfg.n_steps),
-                    obs_state,
-                    self.stats.normalise("net_kw", load_kw - pv_kw).astype(dtype),
-                    ones * self.stats.normalise("price_import", p_imp).astype(dtype),
-                    ones * self.stats.normalise("price_export", p_exp).astype(dtype),
-                    ones * self.stats.normalise("temperature_c", temp).astype(dtype),
-                    urgency,
-                    (v_home_prev - 0.9) / 0.2,
-                ],
-                axis=-1,
-            )
-            a, outputs = controller.act(obs, t, key_t, shift_t)
-            # A NaN or infinite action (a broken policy) is never free and never
-            # reaches a device: its home acts as at u = 0 (the middle of its command
-            # range; a battery idles), and the step counts a violation of 1.0 (a full
-            # range) in that device's channel.
-            bad = ~jnp.isfinite(a)
-            a = jnp.where(bad, 0.0, a)
-            u = jnp.clip(a, -1.0, 1.0)
-            p_dev = jnp.zeros(n, dtype)
-            cost_dev = jnp.zeros(n, dtype)
-            weighted_dev = jnp.zeros(n, dtype)
-            viol = {}
-            new_state = {}
-            for k, dev in self.population.groups.items():
-                if naive:
-                    cmd = eqx.filter_vmap(lambda d, s: d.naive_command(s, inputs))(
-                        dev, state[k]
-                    )
-                else:
-                    cmd = eqx.filter_vmap(lambda d, x: d.decode(x))(dev, u[homes[k]])
-                out = eqx.filter_vmap(lambda d, s, c: d.step(s, c, inputs))(
-                    dev, state[k], cmd
-                )
-                new_state[k] = out.state
-                p_dev = p_dev.at[homes[k]].set(out.p_kw)
-                cost_dev = cost_dev.at[homes[k]].set(out.cost)
-                channel = type(dev).step_channel
-                beyond = jnp.maximum(jnp.abs(a[homes[k]]) - 1.0, 0.0)
-                if naive:
-                    beyond = jnp.zeros_like(beyond)
-                beyond = jnp.where(bad[homes[k]], 1.0, beyond)
-                total = jnp.sum(out.violation + beyond) / n
-                viol[channel] = viol.get(channel, 0.0) + total
-                weighted_dev = weighted_dev.at[homes[k]].set(
-                    lambdas[channel] * (out.violation + beyond)
-                )
-            net, p_node, q_node = self.home_injections(p_dev, load_kw, pv_kw)
-            meter = cfg.dt_h * (
-                p_imp * jnp.maximum(net, 0) - p_exp * jnp.maximum(-net, 0)
-            )
-            cost = meter + cost_dev
-            sol = power_flow(
-                feeder,
-                p_node,
-                q_node,
-                load_scale=jnp.full(n_loads, kept_t, dtype),
-                v_init=v_prev,
-                solver=self.solver,
-                adjoint=self.adjoint,
-                throw=False,
-            )
-            ok = (sol.result == RESULTS.successful) & jnp.all(jnp.isfinite(sol.v_pu))
-            v_pu = jnp.where(ok, sol.v_pu, jnp.abs(v_prev) / base)
-            v_viol = jnp.where(ok, cfg.voltage_violation(v_pu), 0.0)
-            v_next = jnp.where(ok, sol.v, v_prev)
-            # The episode's Lagrangian, N (rho c / c_norm + sum_k lambda_k v_k), split
-            # by agent and step: the voltage channel is N times the day's mean of
-            # v_viol / voltage_scale_pu, so each agent carries it whole; a device
-            # channel is the day's mean of the agents' violations over N.
-            share = cfg.cost_weight * cost / self.cost_norm + weighted_dev / cfg.n_steps
-            if cfg.voltage_constraint:
-                share = share + lambdas[VOLTAGE] * v_viol / (
-                    cfg.n_steps * cfg.voltage_scale_pu
-                )
-            trace = StepTrace(
-                obs=obs,
-                outputs=outputs,
-                action=a,
-                p_kw=p_dev,
-                cost=cost,
-                voltage_violation=v_viol,
-                v_min_pu=jnp.min(v_pu),
-                v_max_pu=jnp.max(v_pu),
-                ok=ok,
-                lagrangian=share,
-            )
-            channels = {VOLTAGE: v_viol, **viol}
-            carry = (
-                new_state,
-                v_next,
-                v_pu[node],
-                failed + jnp.where(ok, 0, 1),
-                non_finite + jnp.sum(bad),
+            x, shift_t, key_t = xs
+            obs = self.observe(carry, x)
+            a, outputs = controller.act(obs, x.t, key_t, shift_t)
+            carry, channels, trace = self.transition(carry, a, x, lambdas, naive=naive)
+            trace = eqx.tree_at(
+                lambda tr: (tr.obs, tr.outputs),
+                trace,
+                (obs, outputs),
+                is_leaf=lambda leaf: leaf is None,
             )
             return carry, (channels, trace)
 
-        steps = jnp.arange(cfg.n_steps)
-        keys = jax.random.split(key, cfg.n_steps)
-        xs = (
-            steps,
-            data.load_kw[0],
-            data.pv_kw[0],
-            data.temperature_c[0],
-            data.price_import[0],
-            data.price_export[0],
-            kept_scale,
-            shift,
-            keys,
-        )
-        v_home0 = (jnp.abs(v0) / base)[node]
-        init = (state0, v0, v_home0.astype(dtype), jnp.array(0), jnp.array(0))
-        (state, _, _, failed, non_finite), (per_step, trace) = jax.lax.scan(
-            jax.checkpoint(step_fn), init, xs
+        xs = (self.day_inputs(day, split), shift, jax.random.split(key, cfg.n_steps))
+        end, (per_step, trace) = jax.lax.scan(
+            jax.checkpoint(step_fn), self.start_of_day(state0), xs
         )
         # Per-step channels are means over the day, each in its own unit: a device's
         # range for the devices, `voltage_scale_pu` for the voltage.
         channels = {c: jnp.mean(v) for c, v in per_step.items()}
         channels[VOLTAGE] = channels[VOLTAGE] / cfg.voltage_scale_pu
-        share_end = trace.lagrangian[-1]
-        for k, dev in self.population.groups.items():
-            channel = type(dev).terminal_channel
-            if channel is not None:
-                term = eqx.filter_vmap(lambda d, s: d.terminal_violation(s))(
-                    dev, state[k]
-                )
-                channels[channel] = channels.get(channel, 0.0) + jnp.sum(term) / n
-                share_end = share_end.at[homes[k]].add(lambdas[channel] * term)
+        terminal, share_end = self.end_of_day(end, lambdas)
+        channels.update(terminal)
         trace = eqx.tree_at(
-            lambda tr: tr.lagrangian, trace, trace.lagrangian.at[-1].set(share_end)
+            lambda tr: tr.lagrangian,
+            trace,
+            trace.lagrangian.at[-1].add(share_end),
         )
         channels = {c: jnp.asarray(channels.get(c, 0.0), dtype) for c in self.channels}
         cost = jnp.sum(trace.cost)
-        ok = failed == 0
+        ok = end.failed_steps == 0
         weighted = sum(
             (
                 lambdas[c] * channels[c]
@@ -547,9 +659,9 @@ class Environment(eqx.Module):
             channels=channels,
             lagrangian=lagrangian,
             ok=ok,
-            failed_steps=failed,
-            non_finite_actions=non_finite,
-            final_state=state,
+            failed_steps=end.failed_steps,
+            non_finite_actions=end.non_finite_actions,
+            final_state=end.devices,
             trace=trace if record else None,
         )
 

@@ -2,6 +2,7 @@
 
 from ._builder import FeederBuilder as FeederBuilder, Winding as Winding
 from ._builtin import (
+    BUILTIN_FEEDERS as BUILTIN_FEEDERS,
     european_lv as european_lv,
     european_lv_reduced as european_lv_reduced,
     ieee13 as ieee13,

@@ -32,7 +32,7 @@ from ._opendss import _import
 from ._reference import solve_free_copy
 
 
-__all__ = ["european_lv", "european_lv_reduced", "ieee13", "ieee123"]
+__all__ = ["BUILTIN_FEEDERS", "european_lv", "european_lv_reduced", "ieee13", "ieee123"]
 
 _DATA = Path(__file__).parent / "data"
 _MASTERS = {
@@ -41,6 +41,9 @@ _MASTERS = {
     "european_lv": "european_lv/Master.dss",
     "european_lv_reduced": "european_lv_reduced/Master_reduced.dss",
 }
+
+BUILTIN_FEEDERS: tuple[str, ...] = tuple(_MASTERS)
+"""The built-in feeders' names, each a function of this module (`feeders.ieee13()`)."""
 
 TapChoice = Literal["regulated", "homes", "file"]
 Taps = TapChoice | Mapping[str, float | Sequence[float]]
