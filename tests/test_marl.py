@@ -118,8 +118,9 @@ def test_action_gradient_is_the_finite_difference():
     e, grid_ = env(), grid()
     _, state = grid_.reset_arrays(jax.random.key(0), 5)
     a = jnp.linspace(-0.8, 0.8, e.n_agents)
-    # One step in, at other actions: a device whose cost has a kink at no change
-    # (|p_t - p_{t-1}|) would otherwise sit exactly on it.
+    # One step in, at other actions: stepping twice with the same actions put one
+    # home exactly on a kink of its dynamics (the central difference, stable from
+    # 1e-4 to 1e-8, averaged two one-sided slopes; AD returns one of them).
     _, state, _, _, _ = step_arrays(grid_, state, jnp.zeros_like(a))
     g = eqx.filter_jit(grid_.action_gradient)(state, a)
 
