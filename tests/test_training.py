@@ -361,6 +361,14 @@ def test_train_writes_the_output_contract(tmp_path):
     assert main(["plot", str(tmp_path), "--out", str(figures)]) == 0
     assert (figures / "training_curves.png").exists()
     assert (figures / "cumulative_cost.png").exists()
+    # `gridflex export RUN` writes every home's policy from the checkpoint
+    assert main(["export", str(tmp_path)]) == 0
+    manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
+    assert manifest["source"]["primal_steps"] == 2
+    assert len(manifest["homes"]) == env().n_agents
+    for home in manifest["homes"]:
+        for file in home["files"].values():
+            assert (tmp_path / "export" / file).stat().st_size > 0
 
 
 class _Counter(AbstractTrainer):

@@ -275,15 +275,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate_run(args: argparse.Namespace) -> int:
+def _load_run(run_dir: Path):
+    """A training run's configuration, environment and last checkpoint: `(config,
+    env, state, step, meta)`; a folder that is not a run is the user's error."""
     import jax
 
-    from .evaluation import report_run
-    from .runs import CONFIG_FILE, load_checkpoint, load_config, read_metrics
+    from .runs import CONFIG_FILE, load_checkpoint, load_config
     from .training import default_config, environment_from_config, trainer_from_config
     from .training._loop import CHECKPOINTS
 
-    run_dir = Path(args.run)
     if not (run_dir / CONFIG_FILE).is_file():
         raise _UserError(
             f"{run_dir} is not a training run (no {CONFIG_FILE}); give a folder "
@@ -296,7 +296,18 @@ def _evaluate_run(args: argparse.Namespace) -> int:
         env = environment_from_config(config, feeder)
         trainer = trainer_from_config(config)
     like = trainer.init(env, jax.random.key(int(run["seed"])))
-    state, step, meta = load_checkpoint(run_dir / CHECKPOINTS, like=like)
+    with _user_input():
+        state, step, meta = load_checkpoint(run_dir / CHECKPOINTS, like=like)
+    return config, env, state, step, meta
+
+
+def _evaluate_run(args: argparse.Namespace) -> int:
+    from .evaluation import report_run
+    from .runs import read_metrics
+
+    run_dir = Path(args.run)
+    config, env, state, step, meta = _load_run(run_dir)
+    run = config["run"]
     metrics = read_metrics(run_dir) if (run_dir / "metrics.jsonl").exists() else None
     summary, _, _ = report_run(
         env,
@@ -321,6 +332,29 @@ def _evaluate_run(args: argparse.Namespace) -> int:
             run["taps"],
             Path(args.out) if args.out else run_dir,
         )
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_policies
+
+    run_dir = Path(args.run)
+    if "onnx" in args.format:
+        try:
+            import onnx  # noqa: F401
+        except ImportError:
+            raise _UserError(
+                "ONNX export needs the onnx package: pip install 'gridflex[export]', "
+                "or --format numpy."
+            ) from None
+    config, env, state, step, _ = _load_run(run_dir)
+    out = Path(args.out) if args.out else run_dir / "export"
+    source = {"run": str(run_dir), "primal_steps": step, "run_config": config["run"]}
+    with _user_input():
+        path = export_policies(
+            env, state.policy, out, formats=tuple(args.format), source=source
+        )
+    print(f"wrote {env.n_agents} homes' policies and {path}", file=sys.stderr)
     return 0
 
 
@@ -467,6 +501,24 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-plots", action="store_true", help="skip the figures")
     t.add_argument("--quiet", action="store_true", help="no progress line")
     t.set_defaults(func=_train)
+    x = sub.add_parser(
+        "export",
+        help="write each home's trained policy for deployment (ONNX and NumPy)",
+        description="One self-contained artefact per home, runnable without "
+        "gridflex or JAX: home_<i>.onnx (with the export extra) and home_<i>.npz, "
+        "taking the home's 8 local measurements in physical units, and a "
+        "manifest.json of homes, devices, inputs and units.",
+    )
+    x.add_argument("run", help="a training run's folder")
+    x.add_argument("--out", help="folder for the artefacts (default RUN/export)")
+    x.add_argument(
+        "--format",
+        nargs="+",
+        default=["onnx", "numpy"],
+        choices=("onnx", "numpy"),
+        help="artefact formats (default both)",
+    )
+    x.set_defaults(func=_export)
     g = sub.add_parser(
         "plot", help="overlay several runs' training curves and out-of-sample costs"
     )
