@@ -188,3 +188,35 @@ def test_pettingzoo_day_and_global_state():
         pz.reset(options={"day": 10_000})
     with pytest.raises(ValueError, match="give one of ieee13"):
         parallel_env("ieee14")
+
+
+def test_jaxmarl_env_steps_and_resets_itself():
+    from jaxmarl.environments.multi_agent_env import MultiAgentEnv
+
+    from gridflex.marl import GridJaxMARLEnv, jaxmarl_env
+
+    grid_ = grid()
+    jm = jaxmarl_env(grid_)
+    assert isinstance(jm, MultiAgentEnv) and isinstance(jm, GridJaxMARLEnv)
+    assert jm.agents == list(grid_.agents) and jm.num_agents == env().n_agents
+    n = env().config.n_steps
+    key = jax.random.key(0)
+    obs, state = jm.reset(key)
+    acts = {a: jnp.asarray([0.1]) for a in jm.agents}
+
+    @jax.jit
+    def run(state):
+        def body(state, k):
+            obs, state, rewards, dones, _ = jm.step(k, state, acts)
+            return state, (rewards["home_2"], dones["__all__"], state.t)
+
+        return jax.lax.scan(body, state, jax.random.split(key, n + 2))[1]
+
+    rewards, done, t = run(state)
+    # the day ends after n steps, and JaxMARL's step starts the next one by itself
+    assert bool(done[n - 1]) and int(jnp.sum(done)) == 1
+    assert [int(x) for x in t[n - 2 : n + 2]] == [n - 1, 0, 1, 2]
+    _, _, ref, _, _ = step_keyed(grid_, key, state, acts)
+    np.testing.assert_allclose(rewards[0], ref["home_2"], rtol=1e-12)
+    obs4, _ = jax.vmap(jm.reset)(jax.random.split(key, 4))
+    assert obs4["home_0"].shape == (4, 8)
