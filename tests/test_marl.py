@@ -88,6 +88,11 @@ def test_a_stepped_day_equals_the_rollout():
             )
             assert float(jnp.max(jnp.abs(info[c][i, :-1]))) == 0.0
         assert bool(done[i, -1]) and not bool(jnp.any(done[i, :-1]))
+        # the devices' per-step channels, averaged over the day, are the episode's
+        for c in ("battery_energy", "heat_pump_temperature"):
+            np.testing.assert_allclose(
+                jnp.mean(info[c][i]), r.episodes.channels[c][0], rtol=1e-10
+            )
         assert int(end.day_state.failed_steps[i]) == 0
         assert int(end.day_state.non_finite_actions[i]) == 0
 

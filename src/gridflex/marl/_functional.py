@@ -20,6 +20,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from .._misc import default_float
 from ..env import DayState, Environment, StepInputs
+from ..env._environment import VOLTAGE
 
 
 class GridState(eqx.Module):
@@ -182,10 +183,14 @@ class MultiAgentGrid(eqx.Module):
         device power `p_kw`; the feeder's `voltage_violation_pu` (largest over the
         nodes), `v_min_pu`, `v_max_pu`, whether the power flow converged (`ok`; a
         failed one keeps the last good voltages and is counted in
-        `state.day_state.failed_steps`); at the last step the terminal channels."""
+        `state.day_state.failed_steps`); each device channel of this step (e.g.
+        `battery_energy`, the mean over all agents); at the last step the terminal
+        channels."""
         env = self.env
         x = jtu.tree_map(lambda leaf: leaf[state.t], state.inputs)
-        day_state, _, trace = env.transition(state.day_state, actions, x, self.lambdas)
+        day_state, channels, trace = env.transition(
+            state.day_state, actions, x, self.lambdas
+        )
         last = state.t == env.config.n_steps - 1
         terminal, share_end = env.end_of_day(day_state, self.lambdas)
         rewards = -(trace.lagrangian + jnp.where(last, share_end, 0.0))
@@ -200,6 +205,9 @@ class MultiAgentGrid(eqx.Module):
             "v_max_pu": trace.v_max_pu,
             "ok": trace.ok,
         }
+        # the devices' per-step channels (this step's mean over all agents), and at
+        # the last step the terminal ones
+        info.update({c: v for c, v in channels.items() if c != VOLTAGE})
         info.update({c: jnp.where(last, v, 0.0) for c, v in terminal.items()})
         return self.observe(new), new, rewards, last, info
 
