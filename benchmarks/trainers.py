@@ -7,7 +7,6 @@ the runs.
     python benchmarks/trainers.py --case ieee13:10 --only gradmap:1   # one run
     python benchmarks/trainers.py --case ieee13:10 --timing           # split of a step
     python benchmarks/trainers.py --case ieee13:10 --report           # stored runs
-    python benchmarks/trainers.py --case ieee123:1000 --scale-only --batches 8 16 32
     python benchmarks/trainers.py --case ieee13:10 --batch 16 --seeds 0 1 2  # the batch
 
 The protocol (written down before the runs reported in docs/benchmarks.md, the same
@@ -557,16 +556,7 @@ def timing(case: str, batch: int | None, repeats: int = 9) -> dict:
     return out
 
 
-# --- scale: seconds and memory per primal step at 1,000 homes -------------------------
-
-
-def one_scale_point(feeder: str, agents: int, batch: int, steps: int) -> dict:
-
-    from gridflex.training import GradMAP
-
-    env = _environment(f"{feeder}:{agents}", 0)
-    trainer = GradMAP(batch=batch, minibatch=min(8, batch))
-    return {"batch": batch, **timed_steps(env, trainer, steps)[0]}
+# --- one method's step, timed (benchmarks/scale.py and paper.py use it) ------------
 
 
 def timed_steps(env, trainer, steps: int) -> tuple[dict, object]:
@@ -597,36 +587,6 @@ def timed_steps(env, trainer, steps: int) -> tuple[dict, object]:
     return figures, state
 
 
-def scale(feeder: str, agents: int, batches: list[int], steps: int) -> dict:
-    points = []
-    for b in batches:
-        cmd = [sys.executable, __file__, "--point", f"{feeder}:{agents}:{b}:{steps}"]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode:
-            print(done.stderr[-2000:], file=sys.stderr)
-            continue
-        points.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        print(points[-1], flush=True)
-    b = np.array([p["batch"] for p in points], dtype=float)
-    mem = np.array([p["peak_rss_mb"] for p in points])
-    slope, intercept = np.polyfit(b, mem, 1) if len(points) > 1 else (np.nan, np.nan)
-    out = {
-        "command": "python benchmarks/trainers.py " + " ".join(sys.argv[1:]),
-        "feeder": feeder,
-        "agents": agents,
-        "points": points,
-        "memory_mb_per_episode": round(float(slope), 2),
-        "memory_mb_fixed": round(float(intercept), 1),
-        "batch_fitting_48gb": int((48 * 1024 - intercept) / slope)
-        if slope > 0
-        else None,
-    }
-    with open(os.path.join(RESULTS, f"scale_{feeder}_{agents}.json"), "w") as f:
-        json.dump(out, f, indent=1)
-    print(json.dumps(out, indent=1))
-    return out
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--case", default="ieee13:10", help="feeder:agents")
@@ -635,19 +595,7 @@ def main(argv=None) -> int:
     p.add_argument("--only", metavar="METHOD:SEED", help="make one run and stop")
     p.add_argument("--report", action="store_true", help="report the stored runs")
     p.add_argument("--timing", action="store_true", help="split a primal step")
-    p.add_argument("--scale-only", action="store_true")
-    p.add_argument("--batches", type=int, nargs="+", default=[8, 16, 32])
-    p.add_argument("--steps", type=int, default=3, help="timed steps per scale point")
-    p.add_argument("--point", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.point:
-        feeder, agents, batch, steps = args.point.split(":")
-        print(json.dumps(one_scale_point(feeder, int(agents), int(batch), int(steps))))
-        return 0
-    if args.scale_only:
-        feeder, agents = args.case.split(":")
-        scale(feeder, int(agents), args.batches, args.steps)
-        return 0
     if args.timing:
         timing(args.case, args.batch)
         return 0
