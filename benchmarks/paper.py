@@ -36,6 +36,10 @@ form):
    steps and run time. Fig. 7: cumulative held-out cost (first seed) with the naive
    rule. Fig. 8: GradMAP's speed-up over each method against the number of agents.
 
+Besides the five, `--methods` and `--only` take `mappo_per_agent`: MAPPO with one
+centralised critic per agent (the MAPPO authors' `separated` runner), the design the
+shared critic is compared with (issue 10), run and reported like the others.
+
 `--scale METHOD`: seconds per primal step and peak memory of one method on a case at
 a batch (a subprocess, warm steps after the first), e.g. MAPPO at 1,000 agents.
 `--tiny` shrinks every schedule (for the end-to-end test), `--results DIR` redirects
@@ -64,12 +68,18 @@ import trainers as two  # noqa: E402  (the two-method benchmark's analysis)
 
 
 METHODS = ("gradmap", "gradma", "gradma_rpo", "ippo", "mappo")
+# Variants a run can name besides the five (`--methods`, `--only`): the trainer and
+# the settings that differ from its defaults. MAPPO with one centralised critic per
+# agent is the MAPPO authors' `separated` design, compared with the shared critic.
+VARIANTS = {"mappo_per_agent": ("mappo", {"critic": "per_agent"})}
+CHOICES = METHODS + tuple(VARIANTS)
 NAMES = {
     "gradmap": "GradMAP",
     "gradma": "GradMA",
     "gradma_rpo": "GradMA-RPO",
     "ippo": "IPPO",
     "mappo": "MAPPO",
+    "mappo_per_agent": "MAPPO, per-agent critics",
     "naive": "naive",
 }
 HELD_OUT = (
@@ -99,14 +109,15 @@ def _name(case: str, batch: int | None) -> str:
 def _trainer(method: str, batch: int | None, tiny: bool):
     from gridflex.training import PPOConfig, TRAINERS
 
-    settings: dict = {}
+    base, variant = VARIANTS.get(method, (method, {}))
+    settings: dict = dict(variant)
     if tiny:
-        settings = dict(TINY["all"])
-        for k, v in TINY.get(method, {}).items():
+        settings.update(TINY["all"])
+        for k, v in TINY.get(base, {}).items():
             settings[k] = PPOConfig(**v) if k == "ppo" else v
     if batch is not None:
         settings["batch"] = batch
-    return TRAINERS[method](**settings)
+    return TRAINERS[base](**settings)
 
 
 def _held_out(env, policy, days: int | None) -> dict:
@@ -159,13 +170,19 @@ def one_run(case, method, seed, batch, results, tiny=False) -> str:
 # --- timing and scale ----------------------------------------------------------------
 
 
-def timing(case, batch, results, tiny=False, repeats=5) -> dict:
+def timing(case, batch, results, tiny=False, repeats=5, methods=METHODS) -> dict:
+    """Seconds per primal step of each of `methods`, added to the case's timing
+    file (methods timed before keep their figures)."""
     import equinox as eqx
     import jax
 
     env = two._environment(case, 0)
+    path = os.path.join(results, f"paper_timing_{_name(case, batch)}.json")
     out: dict = {"case": case, "batch": batch or 500}
-    for method in METHODS:
+    if os.path.exists(path):
+        with open(path) as f:
+            out = json.load(f) | out
+    for method in methods:
         trainer = _trainer(method, batch, tiny)
         state = trainer.init(env, jax.random.key(0))
         step = eqx.filter_jit(trainer.step)
@@ -184,9 +201,7 @@ def timing(case, batch, results, tiny=False, repeats=5) -> dict:
         }
         print(method, out[method], flush=True)
     out["command"] = "python benchmarks/paper.py " + " ".join(sys.argv[1:])
-    with open(
-        os.path.join(results, f"paper_timing_{_name(case, batch)}.json"), "w"
-    ) as f:
+    with open(path, "w") as f:
         json.dump(out, f, indent=1)
         f.write("\n")
     return out
@@ -252,7 +267,7 @@ def report(case, batch, seeds, results) -> dict:
     per_seed, stored = {}, {}
     for seed in seeds:
         runs, records = {}, {}
-        for m in METHODS:
+        for m in CHOICES:
             path = os.path.join(folder, f"{m}_seed{seed}.json")
             if os.path.exists(path):
                 records[m], runs[m] = two.read_run(path)
@@ -264,7 +279,7 @@ def report(case, batch, seeds, results) -> dict:
         stored[seed] = (runs, records, seconds)
     if not per_seed:
         raise SystemExit(f"no seed with a GradMAP run in {folder}")
-    methods = [m for m in METHODS if any(m in s[0] for s in stored.values())]
+    methods = [m for m in CHOICES if any(m in s[0] for s in stored.values())]
     speedups = {
         m: [per_seed[s]["pairwise"].get(m, {}).get("gradmap_speedup") for s in per_seed]
         for m in methods
@@ -371,7 +386,7 @@ def main(argv=None) -> int:
     p.add_argument("--case", default="ieee13:10", help="feeder:agents")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--batch", type=int, help="episodes per primal step (all methods)")
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=CHOICES)
     p.add_argument("--only", metavar="METHOD:SEED", help="make one run and stop")
     p.add_argument("--report", action="store_true", help="report the stored runs")
     p.add_argument("--timing", action="store_true", help="seconds per primal step")
@@ -405,7 +420,7 @@ def main(argv=None) -> int:
         print(agents_figure(args.agents_figure, args.results))
         return 0
     if args.timing:
-        timing(args.case, args.batch, args.results, args.tiny)
+        timing(args.case, args.batch, args.results, args.tiny, methods=args.methods)
         return 0
     if args.only:
         method, seed = args.only.split(":")
@@ -420,8 +435,13 @@ def main(argv=None) -> int:
         timing_path = os.path.join(
             args.results, f"paper_timing_{_name(args.case, args.batch)}.json"
         )
-        if not os.path.exists(timing_path):
-            timing(args.case, args.batch, args.results, args.tiny)
+        timed = {}
+        if os.path.exists(timing_path):
+            with open(timing_path) as f:
+                timed = json.load(f)
+        missing = [m for m in args.methods if m not in timed]
+        if missing:
+            timing(args.case, args.batch, args.results, args.tiny, methods=missing)
     report(args.case, args.batch, args.seeds, args.results)
     return 0
 

@@ -137,3 +137,28 @@ def test_ppo_trainers_are_configurable_by_name():
     assert trainer.policy.hidden == (8,) and trainer.policy.init_log_std == 0.0
     with pytest.raises(ValueError, match="PPOConfig.gamma"):
         PPOConfig(gamma=1.5)
+
+
+def test_per_agent_central_critics_see_everyone_and_share_nothing():
+    from gridflex.training import CentralCritic, PerAgentCentralCritic
+
+    n, d = 5, 8
+    critic = PerAgentCentralCritic.init(jax.random.key(0), n, d, (16, 16))
+    obs = jax.random.normal(jax.random.key(1), (n, d))
+    values = critic(obs)
+    assert values.shape == (n,) and critic.per_agent
+    # every agent's value depends on another agent's observation ...
+    moved = critic(obs.at[3, 2].add(1.0))
+    assert float(jnp.abs(moved[0] - values[0])) > 0.0
+    # ... and on its own parameters only
+    grads = jax.grad(lambda c: c(obs)[0])(critic)
+    first = grads.layers[0].weight
+    assert float(jnp.max(jnp.abs(first[0]))) > 0.0
+    assert float(jnp.max(jnp.abs(first[1:]))) == 0.0
+    # parameters: one network of input n * d per agent, against one shared network
+    count = sum(x.size for x in jax.tree.leaves(critic))
+    assert count == n * ((n * d) * 16 + 16 + 16 * 16 + 16 + 16 + 1)
+    shared = CentralCritic.init(jax.random.key(0), n, d, (16, 16))
+    assert sum(x.size for x in jax.tree.leaves(shared)) < count
+    with pytest.raises(ValueError, match="MAPPO.critic = 'separate'"):
+        MAPPO(critic="separate")

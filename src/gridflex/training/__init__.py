@@ -35,6 +35,8 @@ from ._ppo import (
     IPPO as IPPO,
     LocalCritic as LocalCritic,
     MAPPO as MAPPO,
+    MAPPO_CRITICS as MAPPO_CRITICS,
+    PerAgentCentralCritic as PerAgentCentralCritic,
     PPOConfig as PPOConfig,
     PPOState as PPOState,
     Transitions as Transitions,
