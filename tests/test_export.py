@@ -5,6 +5,7 @@ measurements in physical units; bad input gets a one-line error."""
 import functools
 import json
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,14 +24,16 @@ def setting():
     # Outputs of order one, so that the clip at [-1, 1] binds for some steps.
     policy = GaussianMLPPolicy.init(jax.random.key(3), env.n_agents, output_scale=8.0)
     day = jnp.array([4])
-    r = env.rollout(
-        PolicyController(policy, deterministic=True),
-        env.zero_lambdas(),
-        jax.random.key(0),
-        day,
-        split="test",
-        record=True,
-    )
+    r = eqx.filter_jit(
+        lambda e, p: e.rollout(
+            PolicyController(p, deterministic=True),
+            e.zero_lambdas(),
+            jax.random.key(0),
+            day,
+            split="test",
+            record=True,
+        )
+    )(env, policy)
     assert r.episodes.trace is not None and r.episodes.trace.obs is not None
     obs = np.asarray(r.episodes.trace.obs[0])  # [step, agent, 8]
     # The measurements a home controller has, in physical units, taken from the

@@ -3,6 +3,8 @@ to minus the Lagrangian, its action gradient is the finite difference, and the
 PettingZoo environment passes PettingZoo's own API and seed tests."""
 
 import functools
+import importlib.util
+import pathlib
 
 import equinox as eqx
 import jax
@@ -54,17 +56,19 @@ def stepped_days():
         return obs0, end, out
 
     stepped = day(days, actions)
-    rolled = [
-        e.rollout(
-            OpenLoopController(actions[i]),
+
+    @eqx.filter_jit  # compiled once for both days
+    def roll(acts, d):
+        return e.rollout(
+            OpenLoopController(acts),
             grid.lambdas,
             jax.random.key(2),
-            days[i : i + 1],
+            d,
             randomise_initial=False,
             record=True,
         )
-        for i in range(2)
-    ]
+
+    rolled = [roll(actions[i], days[i : i + 1]) for i in range(2)]
     return stepped, rolled
 
 
@@ -225,3 +229,22 @@ def test_jaxmarl_env_steps_and_resets_itself():
     np.testing.assert_allclose(rewards[0], ref["home_2"], rtol=1e-12)
     obs4, _ = jax.vmap(jm.reset)(jax.random.split(key, 4))
     assert obs4["home_0"].shape == (4, 8)
+
+
+def test_pettingzoo_example_runs_a_day():
+    # examples/pettingzoo_random.py, as a user runs it (its environment has the shape
+    # of `pettingzoo_env()`'s, so it reuses that compilation)
+    path = pathlib.Path(__file__).resolve().parents[1] / "examples"
+    spec = importlib.util.spec_from_file_location(
+        "pettingzoo_random_example", path / "pettingzoo_random.py"
+    )
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    summary = example.main(seed=3)
+    assert summary["steps"] == 96
+    assert np.isfinite(summary["sum_of_rewards"]) and summary["cost"] != 0.0
+    # the global state: every node's voltage and four exogenous features
+    assert (
+        summary["global_state_size"] == pettingzoo_env().environment.feeder.n_nodes + 4
+    )

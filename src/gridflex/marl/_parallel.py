@@ -26,10 +26,14 @@ from ..env import Environment, make_environment, OBS_NAMES
 from ._functional import _lambdas, GridState, MultiAgentGrid
 
 
+# Module-level, so that every environment of the same shape (feeder, homes, devices)
+# shares one compilation: the grid is an argument, its arrays traced, not baked in.
+@eqx.filter_jit
 def _reset(grid: MultiAgentGrid, key, day):
     return grid.reset_arrays(key, day)
 
 
+@eqx.filter_jit
 def _step(grid: MultiAgentGrid, state: GridState, actions):
     return grid.step_arrays(state, actions)
 
@@ -65,8 +69,6 @@ class GridParallelEnv(ParallelEnv):
         self.possible_agents = list(grid.agents)
         self.agents: list[str] = []
         self._index = {a: i for i, a in enumerate(self.possible_agents)}
-        self._reset_fn = eqx.filter_jit(_reset)
-        self._step_fn = eqx.filter_jit(_step)
         self._key = jax.random.key(0)
         self._state: GridState | None = None
         obs_space = spaces.Box(-np.inf, np.inf, (len(OBS_NAMES),), np.float32)
@@ -113,7 +115,7 @@ class GridParallelEnv(ParallelEnv):
             day = jnp.asarray(int(day), jnp.int32)
         else:
             day = jax.random.randint(key, (), 0, self.grid.n_days)
-        obs, self._state = self._reset_fn(self.grid, key, day)
+        obs, self._state = _reset(self.grid, key, day)
         self.agents = list(self.possible_agents)
         return self._obs(obs), {a: {} for a in self.agents}
 
@@ -129,7 +131,7 @@ class GridParallelEnv(ParallelEnv):
         a = np.zeros(len(self.possible_agents), np.float64)
         for agent, value in actions.items():
             a[self._index[agent]] = np.reshape(np.asarray(value, np.float64), ())
-        obs, self._state, rewards, done, info = self._step_fn(
+        obs, self._state, rewards, done, info = _step(
             self.grid, self._state, jnp.asarray(a, self.grid.lambdas["voltage"].dtype)
         )
         info = jax.device_get(info)
