@@ -1,5 +1,6 @@
 """Shared test tables and helpers: tolerances, the OpenDSS reference, adjoint tables."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -149,3 +150,15 @@ def train_process(
     return subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True
     )
+
+
+def load_example(name: str):
+    """`examples/<name>` imported as a module (registered in `sys.modules`, so that
+    its Equinox modules pickle and print), as a user's script would use it."""
+    path = Path(__file__).resolve().parents[1] / "examples" / name
+    spec = importlib.util.spec_from_file_location(f"{path.stem}_example", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

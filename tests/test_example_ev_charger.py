@@ -1,6 +1,5 @@
 """The user-device example: runs as a script, and its EVCharger behaves."""
 
-import importlib.util
 import pathlib
 import subprocess
 import sys
@@ -14,18 +13,15 @@ import pytest
 
 from gridflex.devices import AbstractDevice, DeviceInputs
 
+from .helpers import load_example
+
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "ev_charger.py"
 
 
 @pytest.fixture(scope="module")
 def ev():
-    spec = importlib.util.spec_from_file_location("ev_charger_example", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_example("ev_charger.py")
 
 
 def test_example_runs_as_a_script():

@@ -2,28 +2,14 @@
 learns. (The PettingZoo example is run in `test_marl.py`, beside the tests that
 compile the same environment.)"""
 
-import importlib.util
-import pathlib
-import sys
-
 import jax
 import numpy as np
 
-
-EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_example", EXAMPLES / name)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from .helpers import load_example
 
 
 def test_functional_policy_gradient_learns():
-    example = _load("functional_policy_gradient.py")
+    example = load_example("functional_policy_gradient.py")
     # Optax's Adam mixes its int32 step count with floats: fine under JAX's default
     # promotion, which users have; the suite runs strict.
     with jax.numpy_dtype_promotion("standard"):

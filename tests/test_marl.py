@@ -3,8 +3,6 @@ to minus the Lagrangian, its action gradient is the finite difference, and the
 PettingZoo environment passes PettingZoo's own API and seed tests."""
 
 import functools
-import importlib.util
-import pathlib
 
 import equinox as eqx
 import jax
@@ -16,6 +14,8 @@ from pettingzoo.test import parallel_api_test, parallel_seed_test
 import gridflex as gf
 from gridflex.env import EnvConfig, make_environment, OpenLoopController
 from gridflex.marl import GridParallelEnv, MultiAgentGrid, parallel_env
+
+from .helpers import load_example
 
 
 # Tight limits, so that the voltage channel (and its gradient through the power
@@ -234,13 +234,7 @@ def test_jaxmarl_env_steps_and_resets_itself():
 def test_pettingzoo_example_runs_a_day():
     # examples/pettingzoo_random.py, as a user runs it (its environment has the shape
     # of `pettingzoo_env()`'s, so it reuses that compilation)
-    path = pathlib.Path(__file__).resolve().parents[1] / "examples"
-    spec = importlib.util.spec_from_file_location(
-        "pettingzoo_random_example", path / "pettingzoo_random.py"
-    )
-    assert spec is not None and spec.loader is not None
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = load_example("pettingzoo_random.py")
     summary = example.main(seed=3)
     assert summary["steps"] == 96
     assert np.isfinite(summary["sum_of_rewards"]) and summary["cost"] != 0.0

@@ -164,6 +164,13 @@ def _mlp_init(key, sizes: tuple[int, ...]) -> tuple[Dense, ...]:
     return tuple(layers)
 
 
+def _stacked_mlp_init(key, n_agents: int, sizes: tuple[int, ...]) -> tuple[Dense, ...]:
+    """One MLP per agent, stacked on a leading agent axis, each with its own key."""
+    return eqx.filter_vmap(lambda k: _mlp_init(k, sizes))(
+        jax.random.split(key, n_agents)
+    )
+
+
 def _mlp(layers: tuple[Dense, ...], x: Float[Array, " in"]) -> Float[Array, " out"]:
     for layer in layers[:-1]:
         x = jnp.tanh(layer(x))
@@ -197,11 +204,7 @@ class LocalCritic(AbstractCritic):
     def init(
         cls, key: PRNGKeyArray, n_agents: int, obs_dim: int, hidden: tuple[int, ...]
     ) -> "LocalCritic":
-        sizes = (obs_dim, *hidden, 1)
-        layers = eqx.filter_vmap(lambda k: _mlp_init(k, sizes))(
-            jax.random.split(key, n_agents)
-        )
-        return cls(layers=layers)
+        return cls(layers=_stacked_mlp_init(key, n_agents, (obs_dim, *hidden, 1)))
 
     def __call__(self, obs):
         value = eqx.filter_vmap(_mlp)(self.layers, obs)
@@ -240,10 +243,7 @@ class PerAgentCentralCritic(AbstractCritic):
         cls, key: PRNGKeyArray, n_agents: int, obs_dim: int, hidden: tuple[int, ...]
     ) -> "PerAgentCentralCritic":
         sizes = (n_agents * obs_dim, *hidden, 1)
-        layers = eqx.filter_vmap(lambda k: _mlp_init(k, sizes))(
-            jax.random.split(key, n_agents)
-        )
-        return cls(layers=layers)
+        return cls(layers=_stacked_mlp_init(key, n_agents, sizes))
 
     def __call__(self, obs):
         everyone = obs.reshape(-1)
