@@ -95,6 +95,14 @@ class ScenarioStats(eqx.Module):
     price_export_min: Float[Array, ""]
     price_export_max: Float[Array, ""]
 
+    def bounds(self, name: str) -> tuple[Array, Array]:
+        """`(min, span)` of series `name`, the affine map `normalise` applies (a
+        constant series gets span 1, so it maps to 0)."""
+        if name not in _STATS_FIELDS:
+            raise ValueError(f"name={name!r}: use one of {', '.join(_STATS_FIELDS)}.")
+        lo, hi = getattr(self, f"{name}_min"), getattr(self, f"{name}_max")
+        return lo, jnp.where(hi > lo, hi - lo, jnp.ones_like(hi))
+
     def normalise(
         self, name: str, x: Float[Array | np.ndarray, "*batch"]
     ) -> Float[Array, "*batch"]:
@@ -102,11 +110,8 @@ class ScenarioStats(eqx.Module):
         `"net_kw"`, `"temperature_c"`, `"price_import"`, `"price_export"`); per-home
         statistics broadcast over the last axis of `x` (homes). A constant series
         maps to 0."""
-        if name not in _STATS_FIELDS:
-            raise ValueError(f"name={name!r}: use one of {', '.join(_STATS_FIELDS)}.")
-        lo, hi = getattr(self, f"{name}_min"), getattr(self, f"{name}_max")
+        lo, span = self.bounds(name)
         x = jnp.asarray(x)
-        span = jnp.where(hi > lo, hi - lo, jnp.ones_like(hi))
         if lo.ndim:
             lo = jnp.broadcast_to(lo, x.shape)
             span = jnp.broadcast_to(span, x.shape)

@@ -40,6 +40,8 @@ from ._sharding import shard_episodes
 
 
 VOLTAGE = "voltage"
+OBS_VOLTAGE_PU = (0.9, 0.2)
+"""The local-voltage observation is `(v - 0.9) / 0.2`: 0 at 0.9 pu, 1 at 1.1 pu."""
 OBS_DIM = 8
 OBS_NAMES = (
     "time_of_day",
@@ -455,7 +457,7 @@ class Environment(eqx.Module):
                 ones * stats.normalise("price_export", x.price_export).astype(dtype),
                 ones * stats.normalise("temperature_c", x.temperature_c).astype(dtype),
                 urgency,
-                (state.v_home_pu - 0.9) / 0.2,
+                (state.v_home_pu - OBS_VOLTAGE_PU[0]) / OBS_VOLTAGE_PU[1],
             ],
             axis=-1,
         )

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..env import Environment, OBS_NAMES
+from ..env._environment import OBS_VOLTAGE_PU
 from ..policies import GaussianMLPPolicy
 
 
@@ -55,17 +56,13 @@ def _scaling(env: Environment) -> tuple[np.ndarray, np.ndarray]:
     offset = np.zeros((n, len(_INPUTS)))
     scale = np.ones((n, len(_INPUTS)))
     scale[:, 0] = 1.0 / (cfg.n_steps * cfg.dt_h)
-    stats = env.stats
-    for col, name in ((2, "net_kw"), (3, "price_import"), (4, "price_export")) + (
-        (5, "temperature_c"),
-    ):
-        lo = np.asarray(getattr(stats, f"{name}_min"), np.float64)
-        hi = np.asarray(getattr(stats, f"{name}_max"), np.float64)
-        span = np.where(hi > lo, hi - lo, 1.0)  # as ScenarioStats.normalise
+    series = {2: "net_kw", 3: "price_import", 4: "price_export", 5: "temperature_c"}
+    for col, name in series.items():
+        lo, span = (np.asarray(b, np.float64) for b in env.stats.bounds(name))
         offset[:, col] = np.broadcast_to(lo, (n,))
         scale[:, col] = np.broadcast_to(1.0 / span, (n,))
-    offset[:, 7] = 0.9
-    scale[:, 7] = 1.0 / 0.2
+    offset[:, 7] = OBS_VOLTAGE_PU[0]
+    scale[:, 7] = 1.0 / OBS_VOLTAGE_PU[1]
     return offset, scale
 
 

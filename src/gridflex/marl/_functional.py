@@ -123,16 +123,20 @@ class MultiAgentGrid(eqx.Module):
         """An array with a leading agent axis as a dict keyed by agent name."""
         return {name: x[i] for i, name in enumerate(self.agents)}
 
-    def from_dict(self, d: Mapping[str, ArrayLike]) -> Float[Array, " agent"]:
-        """Agent-keyed actions (each a scalar or shape `(1,)`) as one array; every
-        agent must act."""
-        missing = [a for a in self.agents if a not in d]
+    def check_every_agent_acts(self, actions: Mapping[str, Any]) -> None:
+        """Every agent must act at every step: name the ones that did not."""
+        missing = [a for a in self.agents if a not in actions]
         if missing:
             raise ValueError(
                 f"actions: no action for {', '.join(missing[:3])}"
                 f"{' ...' if len(missing) > 3 else ''}; every agent "
                 f"({self.num_agents}) acts at every step."
             )
+
+    def from_dict(self, d: Mapping[str, ArrayLike]) -> Float[Array, " agent"]:
+        """Agent-keyed actions (each a scalar or shape `(1,)`) as one array; every
+        agent must act."""
+        self.check_every_agent_acts(d)
         dtype = default_float()
         return jnp.stack(
             [jnp.reshape(jnp.asarray(d[a], dtype), ()) for a in self.agents]

@@ -22,8 +22,9 @@ except ImportError as e:  # pragma: no cover - depends on the installed extras
         "gridflex.marl.parallel_env needs PettingZoo: pip install 'gridflex[marl]'."
     ) from e
 
+from .._misc import default_float
 from ..env import Environment, make_environment, OBS_NAMES
-from ._functional import _lambdas, GridState, MultiAgentGrid
+from ._functional import GridState, MultiAgentGrid
 
 
 # Module-level, so that every environment of the same shape (feeder, homes, devices)
@@ -122,17 +123,14 @@ class GridParallelEnv(ParallelEnv):
     def step(self, actions: Mapping[str, Any]):
         if self._state is None or not self.agents:
             raise RuntimeError("step() before reset(), or after the day ended.")
-        missing = [a for a in self.agents if a not in actions]
-        if missing:
-            raise ValueError(
-                f"step(actions): no action for {', '.join(missing[:3])}"
-                f"{' ...' if len(missing) > 3 else ''}; every home acts at every step."
-            )
+        self.grid.check_every_agent_acts(actions)
+        # NumPy, not MultiAgentGrid.from_dict: one host array instead of one JAX
+        # operation per agent, outside jit, at every step.
         a = np.zeros(len(self.possible_agents), np.float64)
         for agent, value in actions.items():
             a[self._index[agent]] = np.reshape(np.asarray(value, np.float64), ())
         obs, self._state, rewards, done, info = _step(
-            self.grid, self._state, jnp.asarray(a, self.grid.lambdas["voltage"].dtype)
+            self.grid, self._state, jnp.asarray(a, default_float())
         )
         info = jax.device_get(info)
         rewards = np.asarray(rewards)
@@ -172,14 +170,17 @@ class GridParallelEnv(ParallelEnv):
         return {a: obs[i] for a, i in self._index.items()}
 
 
+_EXOGENOUS = ("time_of_day", "price_import", "price_export", "temperature")
+
+
 @eqx.filter_jit
 def _global_state(grid: MultiAgentGrid, state: GridState):
     env = grid.env
     base = jnp.asarray(env.feeder.base_v)
     v_pu = jnp.abs(state.day_state.v) / base
     obs = grid.observe(state)
-    # Time, import price, export price, temperature: the same for every agent.
-    exogenous = obs[0, jnp.asarray([0, 3, 4, 5])]
+    # The features the same for every agent, from any one agent's observation.
+    exogenous = obs[0, jnp.asarray([OBS_NAMES.index(n) for n in _EXOGENOUS])]
     return jnp.concatenate([v_pu.astype(obs.dtype), exogenous])
 
 
@@ -221,7 +222,6 @@ def parallel_env(
     env = make_environment(
         getattr(feeders, feeder)(taps=taps), agents, seed=seed, **env_options
     )
-    _lambdas(env, lambdas)  # unknown channels fail here, naming the channels
     grid = MultiAgentGrid(
         env, lambdas, split=split, randomise_initial=randomise_initial
     )
