@@ -12,6 +12,7 @@ from ._feeder import (
     Feeder as Feeder,
     LoadModel as LoadModel,
     Loads as Loads,
+    Ports as Ports,
     SparseMatrix as SparseMatrix,
 )
 from ._opendss import (

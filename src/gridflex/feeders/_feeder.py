@@ -330,6 +330,122 @@ class Loads(eqx.Module):
         )
 
 
+class Ports(eqx.Module):
+    """The feeder as the power flow iterates on it, formed once on the host.
+
+    A *port* is a voltage loads are connected across: each injection node (to
+    ground), then each distinct node pair that loads sit across (delta loads). The
+    power flow's state is the ports' voltages, a pair's taken as a port of its own
+    rather than gathered from its two nodes at every iteration, and a pair's current
+    enters through the same matrix rather than being scattered onto them: an
+    iteration is one dense mat-vec plus elementwise work, with no gather or scatter
+    (which, under `vmap`, cost more than the mat-vec on IEEE 123). At the solution a
+    pair's voltage is its nodes' difference, so the result is the same.
+
+    **Attributes:**
+
+    - `incidence`: `K = [I, H]` (injection node x port): port currents to injection
+        node currents (`H`: +1 at a pair's first node, -1 at its second).
+    - `base_v`: each port's base volts: its node's base, or a pair's no-load voltage
+        difference.
+    - `z`: `K^T Z K` in ohms, `Z` the Z-Bus matrix at the injection nodes.
+    - `w`: the no-load port voltages `K^T w` (complex volts).
+    - `node_z`: `Z[:, inj] K`, every node's voltage response to the port currents.
+    - `zip_scaled`, `zip_fixed`: the ZIP loads summed per port, as `load_scale @
+        zip_scaled + zip_fixed` reshaped to `(3, 2, port)`: the coefficients of the
+        constant-power, constant-current and constant-impedance terms (P and Q rows)
+        of the power drawn over `base_v * |y|^2`, `y` the per-unit port voltage;
+        one small product per solve under `vmap`, whatever the number of loads.
+    - `term_rows`, `term_port`: the load rows drawn one by one (models beyond ZIP,
+        or a ZIPV drop-out) and their ports.
+    - `has_current`: whether any ZIP load has a constant-current term.
+    """
+
+    incidence: Float[np.ndarray, "inj port"]
+    base_v: Float[np.ndarray, " port"]
+    z: Complex[np.ndarray, "port port"]
+    w: Complex[np.ndarray, " port"]
+    node_z: Complex[np.ndarray, "node port"]
+    zip_scaled: Float[np.ndarray, "load coef"]
+    zip_fixed: Float[np.ndarray, " coef"]
+    term_rows: Int[np.ndarray, " term"]
+    term_port: Int[np.ndarray, " term"]
+    has_current: bool = eqx.field(static=True)
+
+    @property
+    def n_ports(self) -> int:
+        return self.base_v.shape[0]
+
+
+def _ports(feeder: "Feeder") -> Ports:
+    loads = feeder.loads
+    inj = np.asarray(feeder.injection_nodes, dtype=np.int64)
+    m = inj.size
+    pos = np.full(feeder.n_nodes, -1, dtype=np.int64)
+    pos[inj] = np.arange(m)
+    wye = loads.node_b < 0
+    pairs, pair_of_row = np.unique(
+        np.stack([loads.node_a[~wye], loads.node_b[~wye]], axis=1),
+        axis=0,
+        return_inverse=True,
+    )
+    n_pair = pairs.shape[0]
+    port = np.empty(wye.size, dtype=np.int64)
+    port[wye] = pos[loads.node_a[wye]]
+    port[~wye] = m + pair_of_row.reshape(-1)
+    k = np.zeros((m, m + n_pair))
+    k[np.arange(m), np.arange(m)] = 1.0
+    k[pos[pairs[:, 0]], m + np.arange(n_pair)] = 1.0
+    k[pos[pairs[:, 1]], m + np.arange(n_pair)] = -1.0
+    across = np.abs(feeder.w[pairs[:, 0]] - feeder.w[pairs[:, 1]])
+    node_base = feeder.base_v[pairs[:, 0]]
+    c = np.concatenate(
+        [feeder.base_v[inj], np.where(across > 0.1 * node_base, across, node_base)]
+    )
+    zip_rows = np.all(np.isin(loads.exponent, _ZIP_EXPONENTS), axis=(1, 2)) & (
+        loads.cutoff_pu == 0
+    )
+    scaled, fixed = _zip_per_port(loads, zip_rows, port, c)
+    current = (loads.exponent[zip_rows] == 1.0) & (loads.coefficient[zip_rows] != 0)
+    node_z = feeder.z_inj @ k
+    return Ports(
+        incidence=k,
+        base_v=c,
+        z=k.T @ node_z[inj],
+        w=k.T @ feeder.w[inj],
+        node_z=node_z,
+        zip_scaled=scaled,
+        zip_fixed=fixed,
+        term_rows=np.flatnonzero(~zip_rows),
+        term_port=port[~zip_rows],
+        has_current=bool(np.any(current)),
+    )
+
+
+def _zip_per_port(
+    loads: Loads, zip_rows: np.ndarray, port: np.ndarray, c: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """`Ports.zip_scaled` and `Ports.zip_fixed`."""
+    rows = np.flatnonzero(zip_rows)
+    port, load = port[rows], loads.load[rows]
+    s = loads.s_kva[rows] * 1e3
+    fixed = np.asarray(loads.fixed_q)[rows]  # models 6 and 7: Q ignores multipliers
+    scaled = np.zeros((loads.n_loads, 3, 2, c.size))
+    const = np.zeros((3, 2, c.size))
+    for term, exponent in enumerate((0.0, 1.0, 2.0)):
+        # the coefficient of x**exponent per volt**exponent, in the port's units: over
+        # c for constant power, times c for constant impedance
+        on = loads.exponent[rows] == exponent
+        weight = np.sum(np.where(on, loads.coefficient[rows], 0.0), axis=-1)
+        weight = weight / loads.v_nom_v[rows, None] ** exponent
+        weight = weight * c[port, None] ** (exponent - 1)
+        p, q = np.real(s) * weight[:, 0], np.imag(s) * weight[:, 1]
+        np.add.at(scaled[:, term, 0], (load, port), p)
+        np.add.at(scaled[:, term, 1], (load[~fixed], port[~fixed]), q[~fixed])
+        np.add.at(const[term, 1], port[fixed], q[fixed])
+    return scaled.reshape(loads.n_loads, 6 * c.size), const.reshape(6 * c.size)
+
+
 class Feeder(eqx.Module):
     """A three-phase unbalanced distribution feeder, ready for the Z-Bus power flow.
 
@@ -356,11 +472,7 @@ class Feeder(eqx.Module):
     - `w`: no-load voltages, `-YNN^{-1} YN0 v_slack` (complex volts).
     - `z_inj`: the columns of `YNN^{-1}` at `injection_nodes` (ohms).
     - `y0`: the slack rows of `y` (dense; gives the source's current).
-    - `wye_conn`, `wye_pos`, `pair_conn`, `pair_pos_a`, `pair_pos_b`: load connections
-        to ground and between nodes, with their positions in `injection_nodes`.
-        `wye_conn` holds the connections to ground whose model has only ZIP terms
-        (x², x, 1; summed per node before the iteration), `term_conn` (at
-        `term_pos`) the other ones, drawn row by row.
+    - `ports`: the feeder as the power flow iterates on it (`Ports`), formed once.
     """
 
     name: str = eqx.field(static=True)
@@ -375,13 +487,7 @@ class Feeder(eqx.Module):
     w: Complex[np.ndarray, " node"]
     z_inj: Complex[np.ndarray, "node inj"]
     y0: Complex[np.ndarray, "slack all"]
-    wye_conn: Int[np.ndarray, " wye"]
-    wye_pos: Int[np.ndarray, " wye"]
-    term_conn: Int[np.ndarray, " term"]
-    term_pos: Int[np.ndarray, " term"]
-    pair_conn: Int[np.ndarray, " pair"]
-    pair_pos_a: Int[np.ndarray, " pair"]
-    pair_pos_b: Int[np.ndarray, " pair"]
+    ports: Ports
 
     def __init__(
         self,
@@ -432,22 +538,7 @@ class Feeder(eqx.Module):
         self.w, self.z_inj = _zbus(self)
         _check_grounded(self, sorted(set(extra) - touched))
         self.y0 = self.y.to_scipy()[: self.n_slack, :].toarray()
-        # Split the load connections once, on the host, into those to ground
-        # (aggregated per node before the iteration) and node-to-node ones; their
-        # positions are indices into `injection_nodes`.
-        pos = np.full(self.n_nodes, -1, dtype=np.int64)
-        pos[list(self.injection_nodes)] = np.arange(len(self.injection_nodes))
-        wye = self.loads.node_b < 0
-        zip_terms = np.all(
-            np.isin(self.loads.exponent, _ZIP_EXPONENTS), axis=(1, 2)
-        ) & (self.loads.cutoff_pu == 0)
-        self.wye_conn = np.flatnonzero(wye & zip_terms)
-        self.wye_pos = pos[self.loads.node_a[self.wye_conn]]
-        self.term_conn = np.flatnonzero(wye & ~zip_terms)
-        self.term_pos = pos[self.loads.node_a[self.term_conn]]
-        self.pair_conn = np.flatnonzero(~wye)
-        self.pair_pos_a = pos[self.loads.node_a[~wye]]
-        self.pair_pos_b = pos[self.loads.node_b[~wye]]
+        self.ports = _ports(self)
 
     # --- sizes and blocks -----------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """`power_flow`: the differentiable three-phase Z-Bus power flow.
 
-The state Optimistix iterates on is the per-unit voltage at the injection nodes only,
-stacked as real and imaginary parts (Optimistix's complex support gave wrong gradients
-through LU and BiCGStab adjoints). Voltages elsewhere are linear in the injection
-currents and are formed once after convergence: `v = w + Z[:, inj] i_inj`.
+The state Optimistix iterates on is the per-unit voltage at the ports only (the
+injection nodes, then the node pairs delta loads sit across), stacked as real and
+imaginary parts (Optimistix's complex support gave wrong gradients through LU and
+BiCGStab adjoints). Voltages elsewhere are linear in the port currents and are formed
+once after convergence: `v = w + Z[:, inj] K i_port`.
 """
 
 from collections.abc import Callable
@@ -76,50 +77,62 @@ class _Terms(eqx.Module):
 
 
 class _Network(eqx.Module):
-    """The per-solve data of the Z-Bus map, in the working dtype."""
+    """The per-solve data of the Z-Bus map, in the working dtype.
 
-    b: Float[Array, " inj"]  # base volts at injection nodes
-    w_pu: Float[Array, " state"]  # no-load voltages, stacked re/im, per unit
-    m_blk: Float[Array, "state state"]  # [[Mr, -Mi], [Mi, Mr]], M = Z_inj / b
-    s_p: Float[Array, "2 inj"]  # constant-power coefficients (W, var), re/im rows
-    s_i: Float[Array, "2 inj"]  # constant-current coefficients, per volt
-    s_z: Float[Array, "2 inj"]  # constant-impedance coefficients, per volt^2
-    wye_pos: Int[Array, " row"]  # wye rows not summed into s_p, s_i, s_z
-    wye: _Terms
-    pair_a: Int[Array, " pair"]
-    pair_b: Int[Array, " pair"]
-    pair: _Terms
-    pair_h: Float[Array, "inj pair"]  # +1 at a, -1 at b: scatters pair currents
+    The map works on *ports*: the injection nodes (loads to ground) followed by the
+    node pairs that loads connect across (delta loads). A pair's voltage is part of the
+    state rather than gathered from its two nodes' at every iteration, and its current
+    enters the one mat-vec rather than being scattered onto them: the extended matrix
+    `K^T Z K` (`K = [I, H]`, `H` the pairs' incidence) does both, so an iteration is one
+    dense mat-vec and elementwise work, with no gather or scatter (which cost more than
+    the mat-vec on IEEE 123 under `vmap`). At the fixed point a pair's entry equals the
+    difference of its nodes', so the solution is the same.
+    """
+
+    w_pu: Float[Array, " state"]  # no-load port voltages, stacked re/im, per unit
+    # -[[Mr, -Mi], [Mi, Mr]]^T, M = K^T Z K / c: transposed, so that under `vmap` the
+    # batch is the product's leading axis (`i @ M^T`) and XLA moves no data around it
+    # (M @ i put the batch last and cost a transpose per iteration, +60 % on IEEE 123)
+    m_t: Float[Array, "state state"]
+    # The ZIP loads' power over (c |y|^2) is `coef[0] / |y|^2 + coef[1] / |y| +
+    # coef[2]` (rows P and Q): the constant-power, constant-current and
+    # constant-impedance coefficients in the port's units
+    coef: Float[Array, "3 2 port"]
+    c: Float[Array, " port"]  # port base volts
+    term_pos: Int[Array, " row"]  # ports of the rows drawn one by one
+    terms: _Terms
+    has_current: bool = eqx.field(static=True)
 
 
 def _zbus_map(y: Float[Array, " state"], net: _Network) -> Float[Array, " state"]:
-    """`y -> w + M i(y)` on stacked real/imaginary per-unit injection voltages."""
-    return net.w_pu + net.m_blk @ _injection(y, net)
+    """`y -> w + M i(y)` on stacked real/imaginary per-unit port voltages."""
+    return net.w_pu + _drawn(y, net) @ net.m_t
 
 
-def _injection(y: Float[Array, " state"], net: _Network) -> Float[Array, " state"]:
-    """Currents injected (amps, stacked re/im) by the loads at voltages `y`."""
-    m = net.b.shape[0]
-    vr, vi = net.b * y[:m], net.b * y[m:]
-    mag2 = vr * vr + vi * vi
-    mag = jnp.sqrt(mag2)
-    sr = net.s_p[0] + net.s_i[0] * mag + net.s_z[0] * mag2
-    si = net.s_p[1] + net.s_i[1] * mag + net.s_z[1] * mag2
-    if net.wye_pos.shape[0]:
-        rows = net.wye.power(mag2[net.wye_pos])
-        sr = sr.at[net.wye_pos].add(rows[0])
-        si = si.at[net.wye_pos].add(rows[1])
-    # Drawn current conj(S / v) = conj(S) v / |v|^2.
-    ir = (sr * vr + si * vi) / mag2
-    ii = (sr * vi - si * vr) / mag2
-    if net.pair_a.shape[0]:
-        ur = vr[net.pair_a] - vr[net.pair_b]
-        ui = vi[net.pair_a] - vi[net.pair_b]
-        umag2 = ur * ur + ui * ui
-        pr, pi = net.pair.power(umag2)
-        ir = ir + net.pair_h @ ((pr * ur + pi * ui) / umag2)
-        ii = ii + net.pair_h @ ((pr * ui - pi * ur) / umag2)
-    return -jnp.concatenate([ir, ii])
+def _drawn(y: Float[Array, " state"], net: _Network) -> Float[Array, " state"]:
+    """Currents drawn (amps, stacked re/im) by the loads at port voltages `y`."""
+    n = net.c.shape[0]
+    yr, yi = y[:n], y[n:]
+    mag2 = yr * yr + yi * yi
+    inv = 1 / mag2
+    # i = conj(S) v / |v|^2 = conj(S / (c |y|^2)) y, with v = c y
+    sr = net.coef[0, 0] * inv + net.coef[2, 0]
+    si = net.coef[0, 1] * inv + net.coef[2, 1]
+    if net.has_current:
+        rs = jax.lax.rsqrt(mag2)
+        sr = sr + net.coef[1, 0] * rs
+        si = si + net.coef[1, 1] * rs
+    if net.term_pos.shape[0]:
+        pos = net.term_pos
+        c = net.c[pos]
+        rows = net.terms.power(mag2[pos] * c * c) / (c * mag2[pos])[None, :]
+        sr = sr.at[pos].add(rows[0])
+        si = si.at[pos].add(rows[1])
+    # The barrier keeps the currents one array: XLA otherwise splits the product of
+    # a concatenation into two half-width matmuls, 2.5x slower on IEEE 123.
+    return jax.lax.optimization_barrier(
+        jnp.concatenate([sr * yr + si * yi, sr * yi - si * yr])
+    )
 
 
 class _FiniteStop(optx.AbstractFixedPointSolver):
@@ -165,6 +178,13 @@ def _finite_stop(
     return _FiniteStop(inner=inner, rtol=inner.rtol, atol=inner.atol, norm=inner.norm)
 
 
+def _stacked_t(a: Complex[Array, "m n"]) -> Float[Array, "two_n two_m"]:
+    """`[[Re a, -Im a], [Im a, Re a]]^T`: `x @ _stacked_t(a)` is `a x` on stacked
+    real/imaginary parts, with the batch leading under `vmap`."""
+    re, im = jnp.real(a), jnp.imag(a)
+    return jnp.block([[re, -im], [im, re]]).T
+
+
 def _network(
     feeder: Feeder,
     p_kw: Float[Array, " node"],
@@ -172,75 +192,39 @@ def _network(
     load_scale: Float[Array, " load"],
 ) -> _Network:
     dtype = default_float()
-    cdtype = complex_dtype()
+    ports = feeder.ports
     inj = np.asarray(feeder.injection_nodes, dtype=np.int64)
-    m = inj.size
-    base = jnp.asarray(feeder.base_v, dtype=dtype)
-    b = base[inj]
-    z = jnp.asarray(feeder.z_inj, dtype=cdtype)[inj, :]
-    mr = jnp.real(z) / b[:, None]
-    mi = jnp.imag(z) / b[:, None]
-    m_blk = jnp.block([[mr, -mi], [mi, mr]])
-    w = jnp.asarray(feeder.w, dtype=cdtype)[inj]
-    w_pu = jnp.concatenate([jnp.real(w), jnp.imag(w)]) / jnp.tile(b, 2)
-
-    loads = feeder.loads
-    s = jnp.asarray(loads.s_kva, dtype=cdtype) * 1e3
-    scale = jnp.asarray(load_scale, dtype=dtype)[
-        jnp.asarray(loads.load, dtype=jnp.int32)
-    ]
-    # models 6 and 7: the reactive power ignores load multipliers
-    s_re = jnp.real(s) * scale
-    s_im = jnp.imag(s) * jnp.where(jnp.asarray(loads.fixed_q), 1.0, scale)
-    vnom = jnp.asarray(loads.v_nom_v, dtype=dtype)
-    coef = jnp.asarray(loads.coefficient, dtype=dtype)
-    exps = jnp.asarray(loads.exponent, dtype=dtype)
-
-    def terms(conn) -> _Terms:
-        rows = jnp.asarray(conn, dtype=jnp.int32)
-        return _Terms(
-            s=jnp.stack([s_re[rows], s_im[rows]]),
-            vnom=vnom[rows],
-            coef=jnp.moveaxis(coef[rows], 1, 0),
-            exp=jnp.moveaxis(exps[rows], 1, 0),
-            cutoff=jnp.asarray(loads.cutoff_pu, dtype=dtype)[rows],
-        )
-
-    # Wye rows whose terms are all ZIP (x², x, 1) are summed per node into three
-    # coefficient vectors (one pass per solve iteration whatever the number of
-    # loads); the others (`feeder.term_conn`) are drawn row by row.
-    idx = jnp.asarray(feeder.wye_conn, dtype=jnp.int32)
-    pos = jnp.asarray(feeder.wye_pos, dtype=jnp.int32)
-
-    def aggregate(exponent):
-        # [row, 2]: the coefficients of x**exponent in P and Q
-        weight = jnp.sum(jnp.where(exps[idx] == exponent, coef[idx], 0.0), axis=-1)
-        weight = weight / vnom[idx, None] ** exponent
-        re = jnp.zeros(m, dtype).at[pos].add(s_re[idx] * weight[:, 0])
-        im = jnp.zeros(m, dtype).at[pos].add(s_im[idx] * weight[:, 1])
-        return jnp.stack([re, im])
-
+    c = jnp.asarray(ports.base_v, dtype=dtype)
+    c_c = c.astype(complex_dtype())
+    mat = -jnp.asarray(ports.z, complex_dtype()) / c_c[:, None]
+    w = jnp.asarray(ports.w, complex_dtype()) / c_c
+    scale = jnp.asarray(load_scale, dtype=dtype)
+    coef = scale @ jnp.asarray(ports.zip_scaled, dtype)
+    coef = (coef + jnp.asarray(ports.zip_fixed, dtype)).reshape(3, 2, -1)
+    # the extra injections are constant power at the injection nodes
     extra = jnp.stack([p_kw[inj], q_kvar[inj]]).astype(dtype) * 1e3
-    pa, pb = (
-        jnp.asarray(feeder.pair_pos_a, dtype=jnp.int32),
-        jnp.asarray(feeder.pair_pos_b, dtype=jnp.int32),
-    )
-    n_pair = feeder.pair_conn.shape[0]
-    h = jnp.zeros((m, n_pair), dtype)
-    h = h.at[pa, jnp.arange(n_pair)].add(1.0).at[pb, jnp.arange(n_pair)].add(-1.0)
+    coef = coef.at[0, :, : inj.size].add(extra / c[None, : inj.size])
+
+    # the rows drawn one by one (models beyond ZIP, or with a ZIPV drop-out)
+    loads = feeder.loads
+    rows = jnp.asarray(ports.term_rows, dtype=jnp.int32)
+    s = jnp.asarray(loads.s_kva, dtype=complex_dtype())[rows] * 1e3
+    row_scale = scale[jnp.asarray(loads.load, dtype=jnp.int32)[rows]]
+    q_scale = jnp.where(jnp.asarray(loads.fixed_q)[rows], 1.0, row_scale)
     return _Network(
-        b=b,
-        w_pu=w_pu,
-        m_blk=m_blk,
-        s_p=aggregate(0.0) + extra,
-        s_i=aggregate(1.0),
-        s_z=aggregate(2.0),
-        wye_pos=jnp.asarray(feeder.term_pos, dtype=jnp.int32),
-        wye=terms(feeder.term_conn),
-        pair_a=pa,
-        pair_b=pb,
-        pair=terms(feeder.pair_conn),
-        pair_h=h,
+        w_pu=jnp.concatenate([jnp.real(w), jnp.imag(w)]),
+        m_t=_stacked_t(mat),
+        coef=coef,
+        c=c,
+        term_pos=jnp.asarray(ports.term_port, dtype=jnp.int32),
+        terms=_Terms(
+            s=jnp.stack([jnp.real(s) * row_scale, jnp.imag(s) * q_scale]),
+            vnom=jnp.asarray(loads.v_nom_v, dtype)[rows],
+            coef=jnp.moveaxis(jnp.asarray(loads.coefficient, dtype)[rows], 1, 0),
+            exp=jnp.moveaxis(jnp.asarray(loads.exponent, dtype)[rows], 1, 0),
+            cutoff=jnp.asarray(loads.cutoff_pu, dtype)[rows],
+        ),
+        has_current=ports.has_current,
     )
 
 
@@ -388,10 +372,12 @@ def power_flow(
     if v_init is None:
         y0 = net.w_pu
     else:
+        # the ports' voltages: `K^T v` over their bases
+        ports = jnp.asarray(feeder.ports.incidence, dtype=dtype).T
         v0 = jnp.asarray(v_init)[inj]
-        y0 = jnp.concatenate([jnp.real(v0), jnp.imag(v0)]).astype(dtype) / jnp.tile(
-            net.b, 2
-        )
+        y0 = jnp.concatenate([ports @ jnp.real(v0), ports @ jnp.imag(v0)]).astype(
+            dtype
+        ) / jnp.tile(net.c, 2)
     adj = default_adjoint() if adjoint is None else guard_adjoint(adjoint)
     rtol, atol = solver.tolerances()
     sol = optx.fixed_point(
@@ -404,13 +390,15 @@ def power_flow(
         throw=False,
     )
     y = sol.value
-    i_inj = _injection(y, net)
-    m = inj.size
+    # every node's voltage from the ports' currents, `w + Z K i` (`Z K` formed on the
+    # host), as one real product with the batch leading (see `_Network.m_t`)
+    zk_t = _stacked_t(jnp.asarray(feeder.ports.node_z, complex_dtype()))
+    w_node = jnp.asarray(feeder.w, complex_dtype())
+    w_all = jnp.concatenate([jnp.real(w_node), jnp.imag(w_node)])
+    v_ri = w_all - _drawn(y, net) @ zk_t
+    v = jax.lax.complex(v_ri[:n], v_ri[n:])
+    v_pu = jnp.sqrt(v_ri[:n] ** 2 + v_ri[n:] ** 2) / jnp.asarray(feeder.base_v, dtype)
     cdtype = complex_dtype()
-    z = jnp.asarray(feeder.z_inj, dtype=cdtype)
-    i_c = jax.lax.complex(i_inj[:m], i_inj[m:])
-    v = jnp.asarray(feeder.w, dtype=cdtype) + z @ i_c
-    v_pu = jnp.abs(v) / jnp.asarray(feeder.base_v, dtype=dtype)
     v_slack = jnp.asarray(feeder.v_slack, dtype=cdtype)
     i_source = jnp.asarray(feeder.y0, dtype=cdtype) @ jnp.concatenate([v_slack, v])
     s_source = v_slack * jnp.conj(i_source) / 1e3
