@@ -10,19 +10,39 @@ respect to every agent's policy outputs at every step and episode (what GradMAP 
 through the implicit adjoint of every power flow). The controller is the policy the
 trainers use (per-agent Gaussian MLPs, 16 tanh units). Compile time is reported apart.
 Results: `benchmarks/results/rollout.json` (`rollout_chunk<N>.json` with `--chunk N`).
+
+    python benchmarks/rollout.py --profile --episodes 100   # where the time goes
+
+`--profile` traces one warm run of each mode with JAX's profiler and splits the time
+of XLA's operations by where they come from (HLO metadata): the per-agent policies,
+the power flow's iterations and adjoint, and the rest of the environment (devices,
+meters, observations, the scan's bookkeeping), scatters and gathers apart
+(`rollout_profile.json`).
 """
 
 import argparse
+import collections
+import glob
+import gzip
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 
-def _run(mode: str, feeder: str, agents: int, episodes: int, chunk: int | None) -> dict:
+def _run(
+    mode: str,
+    feeder: str,
+    agents: int,
+    episodes: int,
+    chunk: int | None,
+    profile: bool = False,
+) -> dict:
     import equinox as eqx
     import jax
     import jax.numpy as jnp
@@ -65,6 +85,8 @@ def _run(mode: str, feeder: str, agents: int, episodes: int, chunk: int | None) 
     t0 = time.perf_counter()
     jax.block_until_ready(fn(jax.random.key(2)))
     first_s = time.perf_counter() - t0
+    if profile:
+        return {"mode": mode, "episodes": episodes, **_split(fn)}
     t0 = time.perf_counter()
     out = jax.block_until_ready(fn(jax.random.key(3)))
     run_s = time.perf_counter() - t0
@@ -82,6 +104,49 @@ def _run(mode: str, feeder: str, agents: int, episodes: int, chunk: int | None) 
     }
 
 
+def _split(fn) -> dict:
+    """Seconds of XLA operations in one warm run, by origin (see the docstring)."""
+    import jax
+
+    fn = jax.jit(fn)  # Equinox's compiled stage keeps no HLO text; this one does
+    key = jax.random.key(3)
+    jax.block_until_ready(fn(key))
+    with tempfile.TemporaryDirectory() as tmp:
+        with jax.profiler.trace(tmp):
+            jax.block_until_ready(fn(key))
+        (path,) = glob.glob(f"{tmp}/**/*.trace.json.gz", recursive=True)
+        with gzip.open(path) as f:
+            events = json.load(f)["traceEvents"]
+    origin = {}
+    for line in fn.lower(key).compile().as_text().splitlines():
+        m = re.match(r'\s*(?:ROOT )?%([\w.\-]+) = .*?op_name="([^"]*)"', line)
+        if m:
+            origin.setdefault(m.group(1), m.group(2))
+    seconds: collections.Counter = collections.Counter()
+    for e in events:
+        name = e.get("name", "")
+        if e.get("ph") != "X" or name not in origin or name.startswith("while"):
+            continue  # runtime events, and loops (their bodies are counted)
+        op = origin[name]
+        if "_forward" in op:
+            part = "policies"
+        elif "fixed_point" in op:
+            part = "power flow (iterations and adjoint)"
+        else:
+            part = "environment"
+        if "scatter" in name or "gather" in name:
+            part += ", scatter/gather"
+        seconds[part] += e["dur"] * 1e-6
+    total = sum(seconds.values())
+    return {
+        "operations_s": round(total, 3),
+        "split": {
+            k: {"s": round(v, 3), "share": round(v / total, 3)}
+            for k, v in seconds.most_common()
+        },
+    }
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--feeder", default="ieee123")
@@ -89,12 +154,24 @@ def main(argv=None) -> int:
     p.add_argument("--episodes", type=int, default=500)
     p.add_argument("--chunk", type=int, default=None, help="EnvConfig.episode_chunk")
     p.add_argument("--mode", choices=("forward", "gradient"), default=None)
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="split each mode's time by origin instead (rollout_profile.json)",
+    )
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = p.parse_args(argv)
     if args.mode is not None:  # a child process
         print(
             json.dumps(
-                _run(args.mode, args.feeder, args.agents, args.episodes, args.chunk)
+                _run(
+                    args.mode,
+                    args.feeder,
+                    args.agents,
+                    args.episodes,
+                    args.chunk,
+                    args.profile,
+                )
             )
         )
         return 0
@@ -122,6 +199,8 @@ def main(argv=None) -> int:
         cmd += ["--agents", str(args.agents), "--episodes", str(args.episodes)]
         if args.chunk:
             cmd += ["--chunk", str(args.chunk)]
+        if args.profile:
+            cmd += ["--profile"]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
             print(done.stderr[-3000:], file=sys.stderr)
@@ -131,6 +210,8 @@ def main(argv=None) -> int:
         print(mode, report[mode], flush=True)
     os.makedirs(args.out, exist_ok=True)
     name = f"rollout_chunk{args.chunk}.json" if args.chunk else "rollout.json"
+    if args.profile:
+        name = "rollout_profile.json"
     path = os.path.join(args.out, name)
     with open(path, "w") as f:
         json.dump(report, f, indent=1)
