@@ -1,7 +1,8 @@
 """Episodes spread over devices (`fit(..., devices=N)`, `gridflex train --devices N`):
-the same GradMAP training on 1, 2 and 4 devices gives the same parameters to float
-rounding (its Gauss–Newton inverse once deadlocked jaxlib's batched CPU LAPACK on
-several devices), and the batch really is split. Forced host devices need
+a rollout's gradient and the same GradMAP training on 1, 2 and 4 devices give the
+same values and parameters to float rounding (GradMAP's Gauss–Newton inverse once
+deadlocked jaxlib's batched CPU LAPACK on several devices), and the batch really is
+split. Forced host devices need
 `XLA_FLAGS` before JAX is imported, so the runs happen in a subprocess."""
 
 import json
@@ -22,7 +23,8 @@ import json, sys
 import equinox as eqx, jax, numpy as np
 jax.config.update("jax_enable_x64", True)
 import gridflex as gf
-from gridflex.env import make_environment, NaiveController
+from gridflex.env import make_environment, NaiveController, PolicyController
+from gridflex.policies import GaussianMLPPolicy
 from gridflex.training import GradMAP, fit
 from gridflex.training._loop import mesh_for
 
@@ -30,12 +32,24 @@ assert len(jax.devices()) == 4
 env = make_environment(gf.feeders.ieee13(taps="homes"), 4, seed=0)
 trainer = GradMAP(n_dual=1, n_primal=3, batch=4, inner_steps=5)
 out = {}
+# the gradient of a rollout's Lagrangian w.r.t. every output, episodes sharded
+controller = PolicyController(GaussianMLPPolicy.init(jax.random.key(3), 4))
+lambdas = {c: jax.numpy.asarray(0.5) for c in env.channels}
+shift = jax.numpy.zeros((4, env.config.n_steps, 4, 2))
+lagrangian = lambda s: env.rollout(
+    controller, lambdas, jax.random.key(4), jax.numpy.arange(4), shift=s
+).lagrangian
+gradients = {}
+for n in (1, 2, 4):
+    with jax.set_mesh(gf.env.episode_mesh(n)):
+        gradients[n] = np.ravel(jax.jit(jax.grad(lagrangian))(shift)).tolist()
 for n in (1, 2, 4):
     r = fit(env, trainer, key=jax.random.key(0), progress=False, devices=n)
     leaves = jax.tree.leaves(eqx.filter(r.state.policy, eqx.is_array))
     out[n] = {
         "params": np.concatenate([np.ravel(x) for x in leaves]).tolist(),
         "cost": [m["cost"] for m in r.metrics],
+        "rollout_gradient": gradients[n],
     }
 # by default all devices, or the most of them that divide the batch
 out["default"] = [mesh_for(GradMAP(batch=b)).devices.size for b in (8, 6, 5)]
@@ -66,7 +80,11 @@ def test_training_agrees_on_one_two_and_four_devices():
     out = json.loads(run.stdout.strip().splitlines()[-1])
     one = out["1"]
     assert one["cost"][0] != one["cost"][-1]  # the steps did something
+    assert max(map(abs, one["rollout_gradient"])) > 0  # the gradient is not trivial
     for n in ("2", "4"):
+        assert out[n]["rollout_gradient"] == pytest.approx(
+            one["rollout_gradient"], rel=1e-9, abs=1e-12
+        )
         assert out[n]["cost"] == pytest.approx(one["cost"], rel=1e-12)
         assert out[n]["params"] == pytest.approx(one["params"], rel=1e-9, abs=1e-12)
     assert out["default"] == [4, 3, 1]
