@@ -407,7 +407,9 @@ def _ports(feeder: "Feeder") -> Ports:
     )
     scaled, fixed = _zip_per_port(loads, zip_rows, port, c)
     current = (loads.exponent[zip_rows] == 1.0) & (loads.coefficient[zip_rows] != 0)
-    node_z = feeder.z_inj @ k
+    # without node pairs K is the identity: share `z_inj` rather than copy it (n x m
+    # complex, the largest array of a big feeder)
+    node_z = feeder.z_inj if n_pair == 0 else feeder.z_inj @ k
     return Ports(
         incidence=k,
         base_v=c,
