@@ -5,6 +5,7 @@ Each case is a small feeder written here, compiled by OpenDSS, imported with
 gridflex; OpenDSS solves the same file with its loads kept in their model at every
 voltage (`compile_reference`)."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -82,10 +83,17 @@ def test_fixed_q_ignores_load_multipliers(tmp_path, model):
     whatever multiplies the load, as OpenDSS's `loadmult` shows; model 1 scales."""
     path = _write(tmp_path, model, "", loadmult=0.6)
     f = gff.from_opendss(path)
-    sol = gf.power_flow(
-        f, solver=EXACT, load_scale=jnp.full(f.loads.n_loads, 0.6, jnp.float64)
+    # the loads summed per port by one product (small feeders) and row by row (big
+    # ones, `Ports.zip_dense` left out) both
+    rows = eqx.tree_at(
+        lambda g: g.ports.zip_dense, f, None, is_leaf=lambda x: x is None
     )
-    assert max_pu_error(f, sol.v, _opendss(path)) <= 1e-6
+    assert f.ports.zip_dense is not None and rows.ports.zip_dense is None
+    for g in (f, rows):
+        sol = gf.power_flow(
+            g, solver=EXACT, load_scale=jnp.full(f.loads.n_loads, 0.6, jnp.float64)
+        )
+        assert max_pu_error(f, sol.v, _opendss(path)) <= 1e-6
 
 
 def test_zipv_drop_out(tmp_path):

@@ -92,6 +92,10 @@ def load_model(model: "int | str | LoadModel") -> LoadModel:
         ) from None
 
 
+# Largest `Ports.zip_dense` kept (entries): 8 MB in float64. Beyond it, a feeder's
+# loads are summed per port row by row (a scatter, but linear in the loads).
+_DENSE_ZIP_MAX = 2**20
+
 # The powers of x = |u| / v_nom a load's terms multiply, as in `Loads.exponent`.
 _ZIP_EXPONENTS = (2.0, 1.0, 0.0)
 
@@ -351,11 +355,16 @@ class Ports(eqx.Module):
     - `z`: `K^T Z K` in ohms, `Z` the Z-Bus matrix at the injection nodes.
     - `w`: the no-load port voltages `K^T w` (complex volts).
     - `node_z`: `Z[:, inj] K`, every node's voltage response to the port currents.
-    - `zip_scaled`, `zip_fixed`: the ZIP loads summed per port, as `load_scale @
-        zip_scaled + zip_fixed` reshaped to `(3, 2, port)`: the coefficients of the
-        constant-power, constant-current and constant-impedance terms (P and Q rows)
-        of the power drawn over `base_v * |y|^2`, `y` the per-unit port voltage;
-        one small product per solve under `vmap`, whatever the number of loads.
+    - `zip_load`, `zip_port`, `zip_coef`, `zip_fixed`, `zip_dense`: the ZIP loads
+        (rows whose terms are x², x, 1 only), summed per port by the power flow
+        into the coefficients of the constant-power, constant-current and
+        constant-impedance terms (P and Q) of the power drawn over
+        `base_v * |y|^2`, `y` the per-unit port voltage, shape `(3, 2, port)`:
+        each row's coefficients `zip_coef` times its load's multiplier, summed at
+        `zip_port`, plus `zip_fixed` (the reactive power of models 6 and 7, which
+        ignores multipliers). `zip_dense` is the same sum as one matrix
+        (`load_scale @ zip_dense`, load x 6·port), kept when it is small: one small
+        product per solve under `vmap` instead of a scatter.
     - `term_rows`, `term_port`: the load rows drawn one by one (models beyond ZIP,
         or a ZIPV drop-out) and their ports.
     - `has_current`: whether any ZIP load has a constant-current term.
@@ -366,7 +375,10 @@ class Ports(eqx.Module):
     z: Complex[np.ndarray, "port port"]
     w: Complex[np.ndarray, " port"]
     node_z: Complex[np.ndarray, "node port"]
-    zip_scaled: Float[np.ndarray, "load coef"]
+    zip_load: Int[np.ndarray, " zip"]
+    zip_port: Int[np.ndarray, " zip"]
+    zip_coef: Float[np.ndarray, "zip 3 2"]
+    zip_dense: Float[np.ndarray, "load coef"] | None
     zip_fixed: Float[np.ndarray, " coef"]
     term_rows: Int[np.ndarray, " term"]
     term_port: Int[np.ndarray, " term"]
@@ -405,7 +417,6 @@ def _ports(feeder: "Feeder") -> Ports:
     zip_rows = np.all(np.isin(loads.exponent, _ZIP_EXPONENTS), axis=(1, 2)) & (
         loads.cutoff_pu == 0
     )
-    scaled, fixed = _zip_per_port(loads, zip_rows, port, c)
     current = (loads.exponent[zip_rows] == 1.0) & (loads.coefficient[zip_rows] != 0)
     # without node pairs K is the identity: share `z_inj` rather than copy it (n x m
     # complex, the largest array of a big feeder)
@@ -416,8 +427,7 @@ def _ports(feeder: "Feeder") -> Ports:
         z=k.T @ node_z[inj],
         w=k.T @ feeder.w[inj],
         node_z=node_z,
-        zip_scaled=scaled,
-        zip_fixed=fixed,
+        **_zip_per_port(loads, zip_rows, port, c),
         term_rows=np.flatnonzero(~zip_rows),
         term_port=port[~zip_rows],
         has_current=bool(np.any(current)),
@@ -426,14 +436,14 @@ def _ports(feeder: "Feeder") -> Ports:
 
 def _zip_per_port(
     loads: Loads, zip_rows: np.ndarray, port: np.ndarray, c: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """`Ports.zip_scaled` and `Ports.zip_fixed`."""
+) -> dict:
+    """`Ports.zip_*`: every ZIP row's coefficients in its port's units, and their
+    sums as one matrix when it is small."""
     rows = np.flatnonzero(zip_rows)
     port, load = port[rows], loads.load[rows]
     s = loads.s_kva[rows] * 1e3
     fixed = np.asarray(loads.fixed_q)[rows]  # models 6 and 7: Q ignores multipliers
-    scaled = np.zeros((loads.n_loads, 3, 2, c.size))
-    const = np.zeros((3, 2, c.size))
+    coef = np.zeros((rows.size, 3, 2))
     for term, exponent in enumerate((0.0, 1.0, 2.0)):
         # the coefficient of x**exponent per volt**exponent, in the port's units: over
         # c for constant power, times c for constant impedance
@@ -441,11 +451,26 @@ def _zip_per_port(
         weight = np.sum(np.where(on, loads.coefficient[rows], 0.0), axis=-1)
         weight = weight / loads.v_nom_v[rows, None] ** exponent
         weight = weight * c[port, None] ** (exponent - 1)
-        p, q = np.real(s) * weight[:, 0], np.imag(s) * weight[:, 1]
-        np.add.at(scaled[:, term, 0], (load, port), p)
-        np.add.at(scaled[:, term, 1], (load[~fixed], port[~fixed]), q[~fixed])
-        np.add.at(const[term, 1], port[fixed], q[fixed])
-    return scaled.reshape(loads.n_loads, 6 * c.size), const.reshape(6 * c.size)
+        coef[:, term, 0] = np.real(s) * weight[:, 0]
+        coef[:, term, 1] = np.imag(s) * weight[:, 1]
+    const = np.zeros((3, 2, c.size))
+    for term in range(3):
+        np.add.at(const[term, 1], port[fixed], coef[fixed, term, 1])
+    coef[fixed, :, 1] = 0.0
+    dense = None
+    if loads.n_loads * 6 * c.size <= _DENSE_ZIP_MAX:
+        dense = np.zeros((loads.n_loads, 3, 2, c.size))
+        for term in range(3):
+            for part in range(2):
+                np.add.at(dense[:, term, part], (load, port), coef[:, term, part])
+        dense = dense.reshape(loads.n_loads, 6 * c.size)
+    return {
+        "zip_load": load,
+        "zip_port": port,
+        "zip_coef": coef,
+        "zip_dense": dense,
+        "zip_fixed": const.reshape(6 * c.size),
+    }
 
 
 class Feeder(eqx.Module):

@@ -199,7 +199,12 @@ def _network(
     mat = -jnp.asarray(ports.z, complex_dtype()) / c_c[:, None]
     w = jnp.asarray(ports.w, complex_dtype()) / c_c
     scale = jnp.asarray(load_scale, dtype=dtype)
-    coef = scale @ jnp.asarray(ports.zip_scaled, dtype)
+    if ports.zip_dense is not None:
+        coef = scale @ jnp.asarray(ports.zip_dense, dtype)
+    else:  # a big feeder: row by row
+        rows = jnp.asarray(ports.zip_coef, dtype) * scale[ports.zip_load][:, None, None]
+        coef = jax.ops.segment_sum(rows, ports.zip_port, num_segments=c.shape[0])
+        coef = jnp.moveaxis(coef, 0, -1).reshape(-1)
     coef = (coef + jnp.asarray(ports.zip_fixed, dtype)).reshape(3, 2, -1)
     # the extra injections are constant power at the injection nodes
     extra = jnp.stack([p_kw[inj], q_kvar[inj]]).astype(dtype) * 1e3
