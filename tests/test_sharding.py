@@ -1,9 +1,9 @@
 """Episodes spread over devices (`fit(..., devices=N)`, `gridflex train --devices N`):
-a rollout's gradient and the same GradMAP training on 1, 2 and 4 devices give the
-same values and parameters to float rounding (GradMAP's Gauss–Newton inverse once
-deadlocked jaxlib's batched CPU LAPACK on several devices), and the batch really is
-split. Forced host devices need
-`XLA_FLAGS` before JAX is imported, so the runs happen in a subprocess."""
+a rollout's gradient (on 1 and 4 devices) and the same GradMAP training on 1, 2 and
+4 devices give the same values and parameters to float rounding (GradMAP's
+Gauss–Newton inverse once deadlocked jaxlib's batched CPU LAPACK on several devices),
+and the batch really is split. Forced host devices need `XLA_FLAGS` before JAX is
+imported, so the runs happen in a subprocess."""
 
 import json
 import os
@@ -39,19 +39,22 @@ shift = jax.numpy.zeros((4, env.config.n_steps, 4, 2))
 lagrangian = lambda s: env.rollout(
     controller, lambdas, jax.random.key(4), jax.numpy.arange(4), shift=s
 ).lagrangian
+# (computed on 1 and 4 devices, lowered only on 2, to keep the suite's time: the
+# training below runs on all three)
 gradients, lowered_text = {}, {}
 for n in (1, 2, 4):
     with jax.set_mesh(gf.env.episode_mesh(n)):
         lowered = jax.jit(jax.grad(lagrangian)).lower(shift)
         lowered_text[n] = lowered.as_text()  # the layout asked of XLA
-        gradients[n] = np.ravel(lowered.compile()(shift)).tolist()
+        if n != 2:
+            gradients[n] = np.ravel(lowered.compile()(shift)).tolist()
 for n in (1, 2, 4):
     r = fit(env, trainer, key=jax.random.key(0), progress=False, devices=n)
     leaves = jax.tree.leaves(eqx.filter(r.state.policy, eqx.is_array))
     out[n] = {
         "params": np.concatenate([np.ravel(x) for x in leaves]).tolist(),
         "cost": [m["cost"] for m in r.metrics],
-        "rollout_gradient": gradients[n],
+        "rollout_gradient": gradients.get(n),
     }
 # by default all devices, or the most of them that divide the batch
 out["default"] = [mesh_for(GradMAP(batch=b)).devices.size for b in (8, 6, 5)]
@@ -80,10 +83,10 @@ def test_training_agrees_on_one_two_and_four_devices():
     one = out["1"]
     assert one["cost"][0] != one["cost"][-1]  # the steps did something
     assert max(map(abs, one["rollout_gradient"])) > 0  # the gradient is not trivial
+    assert out["4"]["rollout_gradient"] == pytest.approx(
+        one["rollout_gradient"], rel=1e-9, abs=1e-12
+    )
     for n in ("2", "4"):
-        assert out[n]["rollout_gradient"] == pytest.approx(
-            one["rollout_gradient"], rel=1e-9, abs=1e-12
-        )
         assert out[n]["cost"] == pytest.approx(one["cost"], rel=1e-12)
         assert out[n]["params"] == pytest.approx(one["params"], rel=1e-9, abs=1e-12)
     assert out["default"] == [4, 3, 1]
