@@ -95,6 +95,18 @@ def test_zero_load_gives_no_load_voltages():
         assert np.max(np.abs(loaded.v - f.w) / f.base_v) > 1e-3
 
 
+def test_a_warm_start_at_the_solution_ends_at_once_and_there():
+    """`v_init` (the environment warm-starts every step from the last) is mapped onto
+    the ports, delta pairs included: started at the solution, the iteration stops
+    within a step or two, at the same voltages."""
+    f = feeder("ieee13")  # delta loads: ports beyond the injection nodes
+    assert f.ports.n_ports > len(f.injection_nodes)
+    cold = gf.power_flow(f, solver=TIGHT)
+    warm = gf.power_flow(f, solver=TIGHT, v_init=cold.v)
+    assert int(warm.iterations) <= 2 < int(cold.iterations)
+    np.testing.assert_allclose(warm.v, cold.v, rtol=0, atol=1e-9 * f.base_v.max())
+
+
 def _load_power_kva(f: gf.Feeder, v: np.ndarray, scale, p_kw, q_kvar) -> complex:
     """Complex power drawn by every load at voltages `v`, from the load models."""
     L = f.loads

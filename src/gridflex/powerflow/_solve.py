@@ -77,17 +77,8 @@ class _Terms(eqx.Module):
 
 
 class _Network(eqx.Module):
-    """The per-solve data of the Z-Bus map, in the working dtype.
-
-    The map works on *ports*: the injection nodes (loads to ground) followed by the
-    node pairs that loads connect across (delta loads). A pair's voltage is part of the
-    state rather than gathered from its two nodes' at every iteration, and its current
-    enters the one mat-vec rather than being scattered onto them: the extended matrix
-    `K^T Z K` (`K = [I, H]`, `H` the pairs' incidence) does both, so an iteration is one
-    dense mat-vec and elementwise work, with no gather or scatter (which cost more than
-    the mat-vec on IEEE 123 under `vmap`). At the fixed point a pair's entry equals the
-    difference of its nodes', so the solution is the same.
-    """
+    """The per-solve data of the Z-Bus map on the feeder's ports (see
+    `gridflex.feeders.Ports`), in the working dtype."""
 
     w_pu: Float[Array, " state"]  # no-load port voltages, stacked re/im, per unit
     # -[[Mr, -Mi], [Mi, Mr]]^T, M = K^T Z K / c: transposed, so that under `vmap` the
@@ -178,6 +169,11 @@ def _finite_stop(
     return _FiniteStop(inner=inner, rtol=inner.rtol, atol=inner.atol, norm=inner.norm)
 
 
+def _stacked(a: Complex[Array, " n"]) -> Float[Array, " two_n"]:
+    """`[Re a, Im a]`: a complex vector as the solver's real state."""
+    return jnp.concatenate([jnp.real(a), jnp.imag(a)])
+
+
 def _stacked_t(a: Complex[Array, "m n"]) -> Float[Array, "two_n two_m"]:
     """`[[Re a, -Im a], [Im a, Re a]]^T`: `x @ _stacked_t(a)` is `a x` on stacked
     real/imaginary parts, with the batch leading under `vmap`."""
@@ -217,7 +213,7 @@ def _network(
     row_scale = scale[jnp.asarray(loads.load, dtype=jnp.int32)[rows]]
     q_scale = jnp.where(jnp.asarray(loads.fixed_q)[rows], 1.0, row_scale)
     return _Network(
-        w_pu=jnp.concatenate([jnp.real(w), jnp.imag(w)]),
+        w_pu=_stacked(w),
         m_t=_stacked_t(mat),
         coef=coef,
         c=c,
@@ -378,11 +374,9 @@ def power_flow(
         y0 = net.w_pu
     else:
         # the ports' voltages: `K^T v` over their bases
-        ports = jnp.asarray(feeder.ports.incidence, dtype=dtype).T
-        v0 = jnp.asarray(v_init)[inj]
-        y0 = jnp.concatenate([ports @ jnp.real(v0), ports @ jnp.imag(v0)]).astype(
-            dtype
-        ) / jnp.tile(net.c, 2)
+        ports = jnp.asarray(feeder.ports.incidence, complex_dtype()).T
+        v0 = jnp.asarray(v_init, complex_dtype())[inj]
+        y0 = _stacked(ports @ v0).astype(dtype) / jnp.tile(net.c, 2)
     adj = default_adjoint() if adjoint is None else guard_adjoint(adjoint)
     rtol, atol = solver.tolerances()
     sol = optx.fixed_point(
@@ -398,9 +392,7 @@ def power_flow(
     # every node's voltage from the ports' currents, `w + Z K i` (`Z K` formed on the
     # host), as one real product with the batch leading (see `_Network.m_t`)
     zk_t = _stacked_t(jnp.asarray(feeder.ports.node_z, complex_dtype()))
-    w_node = jnp.asarray(feeder.w, complex_dtype())
-    w_all = jnp.concatenate([jnp.real(w_node), jnp.imag(w_node)])
-    v_ri = w_all - _drawn(y, net) @ zk_t
+    v_ri = _stacked(jnp.asarray(feeder.w, complex_dtype())) - _drawn(y, net) @ zk_t
     v = jax.lax.complex(v_ri[:n], v_ri[n:])
     v_pu = jnp.sqrt(v_ri[:n] ** 2 + v_ri[n:] ** 2) / jnp.asarray(feeder.base_v, dtype)
     cdtype = complex_dtype()
