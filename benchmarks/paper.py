@@ -8,6 +8,8 @@ and the naive rule, by a protocol fixed before the runs.
     python benchmarks/paper.py --agents-figure ieee13:10 european_lv_reduced:100 \\
         ieee123:1000:b16                                            # Fig. 8
     python benchmarks/paper.py --case ieee123:1000 --batch 16 --scale mappo
+    python benchmarks/paper.py --case european_lv_reduced:100 --batch 16 \\
+        --dual-steps 10 --critics                                  # MAPPO's critics
 
 The protocol (the same for every method; `benchmarks/trainers.py` is its two-method
 form):
@@ -39,6 +41,9 @@ form):
 Besides the five, `--methods` and `--only` take `mappo_per_agent`: MAPPO with one
 centralised critic per agent (the MAPPO authors' `separated` runner), the design the
 shared critic is compared with (issue 10), run and reported like the others.
+`--critics` runs the two designs side by side and reports them against each other
+(`critics`); `--dual-steps N` shortens every method's schedule to its first N dual
+steps, the same for all and stated in the folder name (`_d<N>`).
 
 `--scale METHOD`: seconds per primal step and peak memory of one method on a case at
 a batch (a subprocess, warm steps after the first), e.g. MAPPO at 1,000 agents.
@@ -90,6 +95,16 @@ HELD_OUT = (
     "heat_pump_end_violation",
     "failed_days",
 )
+PPO_KEPT = (
+    "lagrangian",
+    "value_loss",
+    "explained_variance",
+    "approx_kl",
+    "clip_fraction",
+    "entropy",
+)
+"""Per-step metrics a stored run keeps besides `trainers.py`'s: the Lagrangian and
+PPO's own (the critic comparison reads them)."""
 TINY = {
     "all": {"n_dual": 2, "n_primal": 3, "batch": 4},
     "gradmap": {"inner_steps": 4, "minibatch": 2, "curvature_samples": 16},
@@ -102,11 +117,13 @@ TINY = {
 RESULTS = two.RESULTS
 
 
-def _name(case: str, batch: int | None) -> str:
-    return os.path.basename(two._case_dir(case, batch))
+def _name(case: str, batch: int | None, dual_steps: int | None = None) -> str:
+    """The folder and file stem: `<feeder>_<agents>[_b<batch>][_d<dual steps>]`."""
+    name = os.path.basename(two._case_dir(case, batch))
+    return name + (f"_d{dual_steps}" if dual_steps else "")
 
 
-def _trainer(method: str, batch: int | None, tiny: bool):
+def _trainer(method: str, batch: int | None, tiny: bool, dual_steps: int | None = None):
     from gridflex.training import PPOConfig, TRAINERS
 
     base, variant = VARIANTS.get(method, (method, {}))
@@ -117,6 +134,8 @@ def _trainer(method: str, batch: int | None, tiny: bool):
             settings[k] = PPOConfig(**v) if k == "ppo" else v
     if batch is not None:
         settings["batch"] = batch
+    if dual_steps is not None:
+        settings["n_dual"] = dual_steps
     return TRAINERS[base](**settings)
 
 
@@ -139,17 +158,18 @@ def _held_out(env, policy, days: int | None) -> dict:
     return out
 
 
-def one_run(case, method, seed, batch, results, tiny=False) -> str:
+def one_run(case, method, seed, batch, results, tiny=False, dual_steps=None) -> str:
     env = two._environment(case, seed)
-    trainer = _trainer(method, batch, tiny)
+    trainer = _trainer(method, batch, tiny, dual_steps)
+    name = _name(case, batch, dual_steps)
     # Checkpoints beside trainers.py's, in a folder of their own (the two scripts
     # share method names); with --results elsewhere (the test), under it.
     root = os.path.join(two.CHECKPOINTS, "paper")
     if results != RESULTS:
         root = os.path.join(results, "runs")
-    run_dir = two.checkpoint_dir(case, method, seed, batch, root)
+    run_dir = os.path.join(root, name, f"{method}_seed{seed}")
     result = two.resumable_fit(env, trainer, seed, run_dir, progress=not tiny)
-    folder = os.path.join(results, "paper", _name(case, batch))
+    folder = os.path.join(results, "paper", name)
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{method}_seed{seed}.json")
     record = {
@@ -159,10 +179,11 @@ def one_run(case, method, seed, batch, results, tiny=False) -> str:
         "method": method,
         "seed": seed,
         "batch": trainer.batch,
+        "schedule": [trainer.n_dual, trainer.n_primal],
         "train_seconds": round(result.train_seconds, 1),
         "held_out": _held_out(env, result.state.policy, 2 if tiny else None),
     }
-    two.write_run(path, record, result.metrics)
+    two.write_run(path, record, result.metrics, keep=two._KEPT + PPO_KEPT)
     print(f"{method} seed {seed}: {len(result.metrics)} steps", flush=True)
     return path
 
@@ -207,12 +228,12 @@ def timing(case, batch, results, tiny=False, repeats=5, methods=METHODS) -> dict
     return out
 
 
-def scale_point(case, method, batch, steps) -> dict:
+def scale_point(case, method, batch, steps, tiny=False) -> dict:
     import equinox as eqx
     import jax
 
     env = two._environment(case, 0)
-    trainer = _trainer(method, batch, False)
+    trainer = _trainer(method, batch, tiny)
     figures, state = two.timed_steps(env, trainer, steps)
     critic = None if state.extra is None else state.extra.critic
     n_params = sum(
@@ -227,6 +248,110 @@ def scale_point(case, method, batch, steps) -> dict:
         "parameters_actors_and_critic": int(n_params),
         "command": "python benchmarks/paper.py " + " ".join(sys.argv[1:]),
     }
+
+
+def scale(case, method, batch, steps, results, tiny=False) -> dict:
+    """`scale_point` in a subprocess of its own, so that its peak memory is the one
+    method's; written to `paper_scale_<case>_<method>.json`."""
+    cmd = [sys.executable, __file__, "--case", case, "--point", method]
+    cmd += ["--steps", str(steps)] + (["--batch", str(batch)] if batch else [])
+    cmd += ["--tiny"] if tiny else []
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"--scale {method} failed:\n{done.stderr[-3000:]}")
+    point = json.loads(done.stdout.strip().splitlines()[-1])
+    name = f"paper_scale_{_name(case, batch)}_{method}.json"
+    with open(os.path.join(results, name), "w") as f:
+        json.dump(point, f, indent=1)
+        f.write("\n")
+    return point
+
+
+# --- the critic comparison ------------------------------------------------------------
+
+CRITIC_DESIGNS = ("mappo", "mappo_per_agent")
+"""MAPPO's shared centralised critic (gridflex's default, the one that runs at 1,000
+agents) and one centralised critic per agent (the MAPPO authors' `separated`
+runner)."""
+
+
+def critics(case, batch, dual_steps, seeds, results, tiny=False) -> dict:
+    """MAPPO with its shared critic against MAPPO with one critic per agent, on the
+    same case, batch, schedule and seeds (issue 10's comparison at 100 agents).
+
+    Per design: what it costs (seconds per primal step and peak memory, each design
+    alone in a subprocess, and its parameters); how well the critic fits (value loss
+    and explained variance, means over the last tenth of the primal steps); what the
+    actors learn with it (the training Lagrangian's fall from the first to the last
+    tenth, rule 3's final cost and violation); and the held-out month. Medians over
+    the seeds; every seed's figures beside them. Writes
+    `paper_critics_<case>.json` and `paper_critics_<case>.png` (the first seed's
+    curves against primal steps and run time = steps x s/step)."""
+    from gridflex.plots import plot_training_curves
+
+    name = _name(case, batch, dual_steps)
+    folder = os.path.join(results, "paper", name)
+    for seed in seeds:
+        for m in CRITIC_DESIGNS:
+            if not os.path.exists(os.path.join(folder, f"{m}_seed{seed}.json")):
+                one_run(case, m, seed, batch, results, tiny, dual_steps)
+    out: dict = {
+        "command": "python benchmarks/paper.py " + " ".join(sys.argv[1:]),
+        "case": case,
+        "seeds": list(seeds),
+        "designs": {},
+        "median": {},
+    }
+    curves = {}
+    for m in CRITIC_DESIGNS:
+        point = scale(case, m, batch, 1 if tiny else 3, results, tiny)
+        per_seed = {}
+        for seed in seeds:
+            record, rows = two.read_run(os.path.join(folder, f"{m}_seed{seed}.json"))
+            out["batch"], out["schedule"] = record["batch"], record["schedule"]
+            tenth = max(1, len(rows) // 10)
+            col = {k: np.array([r[k] for r in rows]) for k in PPO_KEPT}
+            held = record["held_out"]
+            per_seed[str(seed)] = {
+                "lagrangian_fall": float(
+                    1
+                    - col["lagrangian"][-tenth:].mean()
+                    / col["lagrangian"][:tenth].mean()
+                ),
+                "value_loss": float(col["value_loss"][-tenth:].mean()),
+                "explained_variance": float(col["explained_variance"][-tenth:].mean()),
+                **{f"final_{k}": v for k, v in two.final_levels(rows).items()},
+                "held_out_cost": held["policy"]["cost_total"],
+                "held_out_voltage_sum": held["policy"]["voltage_violation_sum_pu"],
+                "naive_held_out_cost": held["naive"]["cost_total"],
+            }
+            if seed == seeds[0]:
+                step_s = point["seconds_per_primal_step"]
+                curves[NAMES[m]] = [{**r, "wall_s": r["step"] * step_s} for r in rows]
+        out["designs"][m] = {
+            "seconds_per_primal_step": point["seconds_per_primal_step"],
+            "first_step_s": point["first_step_s"],
+            "peak_rss_mb": point["peak_rss_mb"],
+            "parameters_actors_and_critic": point["parameters_actors_and_critic"],
+            "per_seed": per_seed,
+        }
+        out["median"][m] = {
+            k: _median([s[k] for s in per_seed.values()])
+            for k in next(iter(per_seed.values()))
+        } | {k: point[k] for k in ("seconds_per_primal_step", "peak_rss_mb")}
+    stem = os.path.join(results, f"paper_critics_{name}")
+    with open(stem + ".json", "w") as f:
+        json.dump(out, f, indent=1)
+        f.write("\n")
+    plot_training_curves(
+        curves,
+        stem + ".png",
+        keys=("lagrangian", "explained_variance", "value_loss", "voltage_violation"),
+        units={"voltage_violation": "0.01 pu, day mean"},
+        title=f"MAPPO's critic designs on {case}, batch {out['batch']}, seed {seeds[0]}"
+        " (run time = steps × s/step)",
+    )
+    return out
 
 
 # --- analysis -----------------------------------------------------------------------
@@ -254,12 +379,13 @@ def _median(values: list) -> float | None:
     return round(float(np.median(known)), 4) if known else None
 
 
-def report(case, batch, seeds, results) -> dict:
+def report(case, batch, seeds, results, dual_steps=None) -> dict:
     from gridflex.plots import plot_cumulative_cost, plot_training_curves
 
-    name = _name(case, batch)
+    name = _name(case, batch, dual_steps)
     folder = os.path.join(results, "paper", name)
-    timing_path = os.path.join(results, f"paper_timing_{name}.json")
+    # seconds per step do not depend on the schedule's length
+    timing_path = os.path.join(results, f"paper_timing_{_name(case, batch)}.json")
     if not os.path.exists(timing_path):
         raise SystemExit(f"run --timing first: {timing_path} is missing")
     with open(timing_path) as f:
@@ -393,28 +519,30 @@ def main(argv=None) -> int:
     p.add_argument("--scale", metavar="METHOD", help="time and memory of one method")
     p.add_argument("--steps", type=int, default=3, help="timed steps for --scale")
     p.add_argument("--agents-figure", nargs="+", metavar="CASE", help="Fig. 8")
+    p.add_argument(
+        "--critics", action="store_true", help="MAPPO: shared against per-agent critic"
+    )
+    p.add_argument(
+        "--dual-steps", type=int, help="every method's first N dual steps (shortened)"
+    )
     p.add_argument("--tiny", action="store_true", help="tiny schedules (tests)")
     p.add_argument("--results", default=RESULTS, help="output folder")
     p.add_argument("--point", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     os.makedirs(args.results, exist_ok=True)
     if args.point:
-        print(json.dumps(scale_point(args.case, args.point, args.batch, args.steps)))
+        point = scale_point(args.case, args.point, args.batch, args.steps, args.tiny)
+        print(json.dumps(point))
         return 0
     if args.scale:
-        cmd = [sys.executable, __file__, "--case", args.case, "--point", args.scale]
-        cmd += ["--steps", str(args.steps)]
-        cmd += ["--batch", str(args.batch)] if args.batch else []
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode:
-            print(done.stderr[-3000:], file=sys.stderr)
-            return done.returncode
-        point = json.loads(done.stdout.strip().splitlines()[-1])
-        name = f"paper_scale_{_name(args.case, args.batch)}_{args.scale}.json"
-        with open(os.path.join(args.results, name), "w") as f:
-            json.dump(point, f, indent=1)
-            f.write("\n")
+        point = scale(args.case, args.scale, args.batch, args.steps, args.results)
         print(json.dumps(point, indent=1))
+        return 0
+    if args.critics:
+        out = critics(
+            args.case, args.batch, args.dual_steps, args.seeds, args.results, args.tiny
+        )
+        print(json.dumps(out["median"], indent=1))
         return 0
     if args.agents_figure:
         print(agents_figure(args.agents_figure, args.results))
@@ -424,14 +552,31 @@ def main(argv=None) -> int:
         return 0
     if args.only:
         method, seed = args.only.split(":")
-        one_run(args.case, method, int(seed), args.batch, args.results, args.tiny)
+        one_run(
+            args.case,
+            method,
+            int(seed),
+            args.batch,
+            args.results,
+            args.tiny,
+            args.dual_steps,
+        )
         return 0
     if not args.report:
-        folder = os.path.join(args.results, "paper", _name(args.case, args.batch))
+        name = _name(args.case, args.batch, args.dual_steps)
+        folder = os.path.join(args.results, "paper", name)
         for seed in args.seeds:
             for m in args.methods:
                 if not os.path.exists(os.path.join(folder, f"{m}_seed{seed}.json")):
-                    one_run(args.case, m, seed, args.batch, args.results, args.tiny)
+                    one_run(
+                        args.case,
+                        m,
+                        seed,
+                        args.batch,
+                        args.results,
+                        args.tiny,
+                        args.dual_steps,
+                    )
         timing_path = os.path.join(
             args.results, f"paper_timing_{_name(args.case, args.batch)}.json"
         )
@@ -442,7 +587,7 @@ def main(argv=None) -> int:
         missing = [m for m in args.methods if m not in timed]
         if missing:
             timing(args.case, args.batch, args.results, args.tiny, methods=missing)
-    report(args.case, args.batch, args.seeds, args.results)
+    report(args.case, args.batch, args.seeds, args.results, args.dual_steps)
     return 0
 
 

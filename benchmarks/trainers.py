@@ -361,9 +361,11 @@ def commit() -> str | None:
     return head + ("+" if dirty else "")
 
 
-def write_run(path: str, record: dict, rows: list[dict]) -> None:
-    """A run's record and its metrics in `_KEPT`, one column per metric."""
-    columns = {k: [float(f"{r[k]:.5g}") for r in rows] for k in _KEPT if k in rows[0]}
+def write_run(
+    path: str, record: dict, rows: list[dict], keep: tuple[str, ...] = _KEPT
+) -> None:
+    """A run's record and its metrics in `keep`, one column per metric."""
+    columns = {k: [float(f"{r[k]:.5g}") for r in rows] for k in keep if k in rows[0]}
     lines = ",\n".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in columns.items())
     with open(path, "w") as f:
         f.write(json.dumps(record)[:-1] + ', "metrics": {\n' + lines + "\n}}\n")
