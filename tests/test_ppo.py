@@ -144,14 +144,16 @@ def test_per_agent_central_critics_see_everyone_and_share_nothing():
 
     n, d = 5, 8
     critic = PerAgentCentralCritic.init(jax.random.key(0), n, d, (16, 16))
-    obs = jax.random.normal(jax.random.key(1), (n, d))
+    obs = jax.random.normal(jax.random.key(1), (3, n, d))  # 3 steps
     values = critic(obs)
-    assert values.shape == (n,) and critic.per_agent
+    assert values.shape == (3, n) and critic.per_agent
     # every agent's value depends on another agent's observation ...
-    moved = critic(obs.at[3, 2].add(1.0))
-    assert float(jnp.abs(moved[0] - values[0])) > 0.0
+    moved = critic(obs.at[1, 3, 2].add(1.0))
+    assert float(jnp.abs(moved[1, 0] - values[1, 0])) > 0.0
+    # ... at that step only ...
+    np.testing.assert_array_equal(moved[0], values[0])
     # ... and on its own parameters only
-    grads = jax.grad(lambda c: c(obs)[0])(critic)
+    grads = jax.grad(lambda c: c(obs)[1, 0])(critic)
     first = grads.layers[0].weight
     assert float(jnp.max(jnp.abs(first[0]))) > 0.0
     assert float(jnp.max(jnp.abs(first[1:]))) == 0.0
@@ -162,3 +164,35 @@ def test_per_agent_central_critics_see_everyone_and_share_nothing():
     assert sum(x.size for x in jax.tree.leaves(shared)) < count
     with pytest.raises(ValueError, match="MAPPO.critic = 'separate'"):
         MAPPO(critic="separate")
+
+
+@pytest.mark.parametrize(
+    "design", ["LocalCritic", "CentralCritic", "PerAgentCentralCritic"]
+)
+def test_a_critic_on_a_batch_of_steps_is_its_network_step_by_step(design):
+    """The batched layouts (agent axis leading) compute what each design's network
+    gives on one step and one agent at a time (written out in NumPy)."""
+    n, d, steps = 4, 8, 5
+    critic = getattr(gf.training, design).init(jax.random.key(0), n, d, (16, 16))
+    obs = jax.random.normal(jax.random.key(1), (steps, n, d))
+    values = np.asarray(critic(obs))
+    assert values.shape == (steps, n)
+    layers = [(np.asarray(x.weight), np.asarray(x.bias)) for x in critic.layers]
+
+    def network(x, agent=None):
+        for i, (w, b) in enumerate(layers):
+            w, b = (w, b) if agent is None else (w[agent], b[agent])
+            x = w @ x + b
+            x = np.tanh(x) if i < len(layers) - 1 else x
+        return x
+
+    o = np.asarray(obs)
+    for s in range(steps):
+        for a in range(n):
+            if design == "CentralCritic":
+                want = network(o[s].reshape(-1))[a]
+            elif design == "LocalCritic":
+                want = network(o[s, a], agent=a)[0]
+            else:
+                want = network(o[s].reshape(-1), agent=a)[0]
+            np.testing.assert_allclose(values[s, a], want, rtol=1e-12, atol=1e-12)
