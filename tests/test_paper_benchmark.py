@@ -47,6 +47,33 @@ def test_paper_benchmark_runs_end_to_end(tmp_path):
         [*base, "--agents-figure", "ieee13:3"], env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    # MAPPO's two critic designs side by side (the shared one's run is reused)
+    done = subprocess.run(
+        [*base, "--critics", "--tiny", "--seeds", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads((tmp_path / "paper_critics_ieee13_3.json").read_text())
+    assert out["schedule"] == [2, 3] and out["seeds"] == [0]
+    shared, per_agent = out["designs"]["mappo"], out["designs"]["mappo_per_agent"]
+    # one critic for all agents against one per agent, each fed all observations
+    # (3 agents x 8): the per-agent design holds about three times the critic
+    assert (
+        per_agent["parameters_actors_and_critic"]
+        > 2 * (shared["parameters_actors_and_critic"])
+    )
+    for design in (shared, per_agent):
+        assert design["seconds_per_primal_step"] > 0 and design["peak_rss_mb"] > 0
+        seed = design["per_seed"]["0"]
+        assert all(math.isfinite(v) for v in seed.values())
+        assert seed["held_out_cost"] > 0
+    run = json.loads(
+        (tmp_path / "paper" / "ieee13_3" / "mappo_per_agent_seed0.json").read_text()
+    )
+    assert len(run["metrics"]["explained_variance"]) == 6
+    assert (tmp_path / "paper_critics_ieee13_3.png").stat().st_size > 10_000
 
 
 def test_paper_benchmark_variant_is_mappo_with_per_agent_critics():
@@ -63,35 +90,8 @@ def test_paper_benchmark_variant_is_mappo_with_per_agent_critics():
         trainer.batch == 16 and paper._trainer("mappo", None, False).critic == "shared"
     )
     assert "mappo_per_agent" in paper.CHOICES and "mappo_per_agent" in paper.NAMES
-
-
-def test_paper_benchmark_compares_mappo_critic_designs(tmp_path):
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    script = str(ROOT / "benchmarks" / "paper.py")
-    done = subprocess.run(
-        [sys.executable, script, "--case", "ieee13:3", "--results", str(tmp_path)]
-        + ["--critics", "--tiny", "--seeds", "0", "--dual-steps", "1"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads((tmp_path / "paper_critics_ieee13_3_d1.json").read_text())
-    assert out["schedule"] == [1, 3] and out["seeds"] == [0]
-    shared, per_agent = out["designs"]["mappo"], out["designs"]["mappo_per_agent"]
-    # one critic for all agents against one per agent, each fed all observations
-    # (3 agents x 8): the per-agent design holds about three times the critic
-    assert (
-        per_agent["parameters_actors_and_critic"]
-        > 2 * (shared["parameters_actors_and_critic"])
-    )
-    for design in (shared, per_agent):
-        assert design["seconds_per_primal_step"] > 0 and design["peak_rss_mb"] > 0
-        seed = design["per_seed"]["0"]
-        assert all(math.isfinite(v) for v in seed.values())
-        assert seed["held_out_cost"] > 0
-    run = json.loads(
-        (tmp_path / "paper" / "ieee13_3_d1" / "mappo_seed0.json").read_text()
-    )
-    assert len(run["metrics"]["explained_variance"]) == 3  # 1 dual x 3 primal steps
-    assert (tmp_path / "paper_critics_ieee13_3_d1.png").stat().st_size > 10_000
+    # a shortened schedule (--dual-steps) keeps the primal steps and names its folder
+    short = paper._trainer("ippo", 16, tiny=False, dual_steps=3)
+    assert (short.n_dual, short.n_primal) == (3, 30)
+    assert paper._name("ieee13:10", 16, 3) == "ieee13_10_b16_d3"
+    assert paper._name("ieee13:10", None) == "ieee13_10"
