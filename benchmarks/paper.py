@@ -269,6 +269,9 @@ def scale(case, method, batch, steps, results, tiny=False) -> dict:
 
 # --- the critic comparison ------------------------------------------------------------
 
+FIRST = ("cost", "voltage_violation")
+"""What the critic comparison also reports over the first tenth of the primal steps,
+beside the final levels: how far learning went."""
 CRITIC_DESIGNS = ("mappo", "mappo_per_agent")
 """MAPPO's shared centralised critic (gridflex's default, the one that runs at 1,000
 agents) and one centralised critic per agent (the MAPPO authors' `separated`
@@ -282,8 +285,9 @@ def critics(case, batch, dual_steps, seeds, results, tiny=False) -> dict:
     Per design: what it costs (seconds per primal step and peak memory, each design
     alone in a subprocess, and its parameters); how well the critic fits (value loss
     and explained variance, means over the last tenth of the primal steps); what the
-    actors learn with it (the training Lagrangian's fall from the first to the last
-    tenth, rule 3's final cost and violation); and the held-out month. Medians over
+    actors learn with it (cost and violation over the first tenth of the primal
+    steps, and rule 3's final levels; not the Lagrangian, which grows with the
+    duals); and the held-out month. Medians over
     the seeds; every seed's figures beside them. Writes
     `paper_critics_<case>.json` and `paper_critics_<case>.png` (the first seed's
     curves against primal steps and run time = steps x s/step)."""
@@ -312,14 +316,11 @@ def critics(case, batch, dual_steps, seeds, results, tiny=False) -> dict:
             tenth = max(1, len(rows) // 10)
             col = {k: np.array([r[k] for r in rows]) for k in PPO_KEPT}
             held = record["held_out"]
+            first = {k: float(np.mean([r[k] for r in rows[:tenth]])) for k in FIRST}
             per_seed[str(seed)] = {
-                "lagrangian_fall": float(
-                    1
-                    - col["lagrangian"][-tenth:].mean()
-                    / col["lagrangian"][:tenth].mean()
-                ),
                 "value_loss": float(col["value_loss"][-tenth:].mean()),
                 "explained_variance": float(col["explained_variance"][-tenth:].mean()),
+                **{f"first_{k}": v for k, v in first.items()},
                 **{f"final_{k}": v for k, v in two.final_levels(rows).items()},
                 "held_out_cost": held["policy"]["cost_total"],
                 "held_out_voltage_sum": held["policy"]["voltage_violation_sum_pu"],
@@ -346,8 +347,8 @@ def critics(case, batch, dual_steps, seeds, results, tiny=False) -> dict:
     plot_training_curves(
         curves,
         stem + ".png",
-        keys=("lagrangian", "explained_variance", "value_loss", "voltage_violation"),
-        units={"voltage_violation": "0.01 pu, day mean"},
+        keys=("cost", "voltage_violation", "explained_variance", "value_loss"),
+        units={"voltage_violation": "0.01 pu, day mean", "cost": "GBP/episode"},
         title=f"MAPPO's critic designs on {case}, batch {out['batch']}, seed {seeds[0]}"
         " (run time = steps × s/step)",
     )
