@@ -194,7 +194,8 @@ def _per_agent_mlp(
 
 
 class AbstractCritic(eqx.Module):
-    """A value function: every agent's value at one step, from the observations.
+    """A value function: every agent's value at each of a batch of steps, from the
+    observations.
 
     `per_agent` says whether every parameter has a leading agent axis (one critic per
     agent, as IPPO's): its gradient is then clipped agent by agent, like the actors'.
