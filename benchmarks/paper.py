@@ -222,9 +222,7 @@ def timing(case, batch, results, tiny=False, repeats=5, methods=METHODS) -> dict
         }
         print(method, out[method], flush=True)
     out["command"] = "python benchmarks/paper.py " + " ".join(sys.argv[1:])
-    with open(path, "w") as f:
-        json.dump(out, f, indent=1)
-        f.write("\n")
+    two.write_json(path, out)
     return out
 
 
@@ -261,9 +259,7 @@ def scale(case, method, batch, steps, results, tiny=False) -> dict:
         raise SystemExit(f"--scale {method} failed:\n{done.stderr[-3000:]}")
     point = json.loads(done.stdout.strip().splitlines()[-1])
     name = f"paper_scale_{_name(case, batch)}_{method}.json"
-    with open(os.path.join(results, name), "w") as f:
-        json.dump(point, f, indent=1)
-        f.write("\n")
+    two.write_json(os.path.join(results, name), point)
     return point
 
 
@@ -341,9 +337,7 @@ def critics(case, batch, dual_steps, seeds, results, tiny=False) -> dict:
             for k in next(iter(per_seed.values()))
         } | {k: point[k] for k in ("seconds_per_primal_step", "peak_rss_mb")}
     stem = os.path.join(results, f"paper_critics_{name}")
-    with open(stem + ".json", "w") as f:
-        json.dump(out, f, indent=1)
-        f.write("\n")
+    two.write_json(stem + ".json", out)
     plot_training_curves(
         curves,
         stem + ".png",
@@ -442,9 +436,7 @@ def report(case, batch, seeds, results, dual_steps=None) -> dict:
         "per_seed": {str(k): v for k, v in per_seed.items()},
     }
     stem = os.path.join(results, f"paper_{name}")
-    with open(stem + ".json", "w") as f:
-        json.dump(out, f, indent=1)
-        f.write("\n")
+    two.write_json(stem + ".json", out)
     first = min(stored)
     runs, records, seconds = stored[first]
     curves = {

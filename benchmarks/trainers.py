@@ -361,6 +361,13 @@ def commit() -> str | None:
     return head + ("+" if dirty else "")
 
 
+def write_json(path: str, obj) -> None:
+    """A report or figure file as indented JSON, ending in a newline."""
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1)
+        f.write("\n")
+
+
 def write_run(
     path: str, record: dict, rows: list[dict], keep: tuple[str, ...] = _KEPT
 ) -> None:
@@ -419,9 +426,7 @@ def report(case: str, batch: int | None, seeds: list[int]) -> dict:
     }
     stem = os.path.join(RESULTS, "trainers_" + os.path.basename(folder))
     label = case + (f", batch {batch}" if batch else "")
-    with open(stem + ".json", "w") as f:
-        json.dump(out, f, indent=1)
-        f.write("\n")
+    write_json(stem + ".json", out)
     plot_training_curves(
         curves,
         stem + ".png",
@@ -551,9 +556,7 @@ def timing(case: str, batch: int | None, repeats: int = 9) -> dict:
     name = os.path.basename(_case_dir(case, batch))
     path = os.path.join(RESULTS, f"timing_{name}.json")
     os.makedirs(RESULTS, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(out, f, indent=1)
-        f.write("\n")
+    write_json(path, out)
     print(json.dumps(out, indent=1))
     return out
 
