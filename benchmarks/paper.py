@@ -310,12 +310,11 @@ def critics(case, batch, dual_steps, seeds, results, tiny=False) -> dict:
             record, rows = two.read_run(os.path.join(folder, f"{m}_seed{seed}.json"))
             out["batch"], out["schedule"] = record["batch"], record["schedule"]
             tenth = max(1, len(rows) // 10)
-            col = {k: np.array([r[k] for r in rows]) for k in PPO_KEPT}
             held = record["held_out"]
             first = {k: float(np.mean([r[k] for r in rows[:tenth]])) for k in FIRST}
             per_seed[str(seed)] = {
-                "value_loss": float(col["value_loss"][-tenth:].mean()),
-                "explained_variance": float(col["explained_variance"][-tenth:].mean()),
+                # the critic's fit: means over the last tenth, as rule 3's levels
+                **two.final_levels(rows, ("value_loss", "explained_variance")),
                 **{f"first_{k}": v for k, v in first.items()},
                 **{f"final_{k}": v for k, v in two.final_levels(rows).items()},
                 "held_out_cost": held["policy"]["cost_total"],
