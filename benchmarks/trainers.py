@@ -46,7 +46,12 @@ for both methods):
    cost-only time to the symmetric cost target (the paper's wording), and the ratio
    of whole schedules (equal dual steps). Added after the runs, as context too: the
    joint target taken over the end-of-day battery and heat-pump channels as well
-   (rule 3 leaves them out), with each method's final terminal levels.
+   (rule 3 leaves them out), with each method's final terminal levels; and the
+   trade-off check: the lowest cost (trailing 10-step mean) each method reaches at
+   any step whose trailing violation is at or below the other method's final
+   violation, beside the other's final cost (when the two final levels split, one
+   cheaper and the other less violating, this says whether either method's
+   trajectory ever dominates the other's end point).
 
 `--timing` splits a primal step of each method on this machine (warm, median of
 repeats): the rollout alone, the rollout with its gradient (so the adjoint and the
@@ -96,10 +101,10 @@ _KEPT = (
 
 
 def _trailing_mean(x: np.ndarray, window: int = 10) -> np.ndarray:
-    c = np.cumsum(np.insert(x, 0, 0.0))
-    i = np.arange(1, len(x) + 1)
-    lo = np.maximum(0, i - window)
-    return (c[i] - c[lo]) / (i - lo)
+    """Each step's mean over the last `window` steps (fewer at the start), each
+    window summed on its own: differences of a running sum would carry its rounding,
+    and a run holding a level exactly could then never reach it."""
+    return np.array([x[max(0, i + 1 - window) : i + 1].mean() for i in range(len(x))])
 
 
 def _series(run: list[dict], key: str) -> np.ndarray:
@@ -149,6 +154,15 @@ def time_to(
     }
 
 
+def best_cost_at(run: list[dict], violation: float) -> float | None:
+    """The lowest trailing 10-step mean cost of the steps whose trailing 10-step mean
+    violation is at or below `violation` (None when the run never gets there)."""
+    ok = _trailing_mean(_series(run, "voltage_violation")) <= violation
+    if not ok.any():
+        return None
+    return round(float(_trailing_mean(_series(run, "cost"))[ok].min()), 2)
+
+
 def _ratio(a: dict | None, b: dict | None, key: str = "run_s") -> float | None:
     if a is None or b is None or b[key] <= 0:
         return None
@@ -194,6 +208,11 @@ def analyse_seed(runs: dict[str, list[dict]], seconds: dict[str, float]) -> dict
         }
         for m, r in runs.items()
     }
+    for m, other in (("gradma", "gradmap"), ("gradmap", "gradma")):
+        per_method[m]["context_at_other_final_violation"] = {
+            "lowest_cost": best_cost_at(runs[m], fin[other]["voltage_violation"]),
+            "other_final_cost": round(fin[other]["cost"], 2),
+        }
     if "trust_region_d" in gm[0]:
         per_method["gradmap"]["trust_region"] = trust_region_report(gm)
     return {
