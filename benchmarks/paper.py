@@ -5,8 +5,8 @@ and the naive rule, by a protocol fixed before the runs.
     python benchmarks/paper.py --case ieee13:10 --only ippo:0       # one run
     python benchmarks/paper.py --case ieee13:10 --timing            # seconds per step
     python benchmarks/paper.py --case ieee13:10 --report            # stored runs
-    python benchmarks/paper.py --agents-figure ieee13:10 european_lv_reduced:100 \\
-        ieee123:1000:b16                                            # Fig. 8
+    python benchmarks/paper.py --agents-figure ieee13:10 \\
+        european_lv_reduced:100:b50 ieee123:1000:b4                  # Fig. 8
     python benchmarks/paper.py --case ieee123:1000 --batch 16 --scale mappo
     python benchmarks/paper.py --case european_lv_reduced:100 --batch 16 \\
         --dual-steps 10 --critics                                  # MAPPO's critics
@@ -19,7 +19,13 @@ form):
    primal step) on the case's environment (built-in feeder, regulators at
    `taps="homes"`), for each seed; the seed draws the placement, the devices, the
    data, the initial policies and every rollout. A case too large for this CPU at
-   batch 500 runs every method at the same smaller `--batch`, stated in the result.
+   batch 500 runs every method at the same smaller `--batch`, stated in the result:
+   the batch at which its slowest run (IPPO's) ends within one working session of
+   about 2.5 h on the 2-core machine, because nothing outside the repository (run
+   checkpoints included) outlives a session there. Fixed on 2026-12-07, before any
+   run of these cases at these batches: European LV / 100 at batch 50 (IPPO about
+   4 s a step, 1,200 steps), IEEE 123 / 1,000 at batch 4 (IPPO 6.1 s a step with
+   the cores shared three ways; 11.1 s at batch 8, too long for a session).
    Every primal step's training-rollout cost and voltage violation is kept. After
    training, the final policies act with their mean on the held-out month, days
    chained (`gridflex.evaluation.evaluate`); the naive rule likewise.
