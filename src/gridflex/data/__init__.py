@@ -21,3 +21,21 @@ from ._shipped import (
     DATASET_PATH as DATASET_PATH,
     default_scenarios as default_scenarios,
 )
+
+
+__all__ = [
+    "DATASET_PATH",
+    "default_scenarios",
+    "EpisodeData",
+    "read_lcl_csv",
+    "read_lcl_households",
+    "read_timeseries_csv",
+    "RepairWarning",
+    "Scenarios",
+    "ScenarioStats",
+    "STEP_MINUTES",
+    "STEPS_PER_DAY",
+    "TimeSeriesError",
+    "to_steps",
+    "UNITS",
+]

@@ -36,7 +36,6 @@ Label = Literal["start", "end"]
 Repair = Literal["interpolate"] | None
 ResampleMethod = Literal["linear", "point", "hold"] | None
 
-# unit -> (quantity, target unit, scale, offset); target value = (x + offset) * scale
 UNITS: dict[str, tuple[str, str, float, float]] = {
     "kW": ("power", "kW", 1.0, 0.0),
     "W": ("power", "kW", 1e-3, 0.0),
@@ -52,6 +51,10 @@ UNITS: dict[str, tuple[str, str, float, float]] = {
     "p/kWh": ("price", "currency/kWh", 0.01, 0.0),
     "cents/kWh": ("price", "currency/kWh", 0.01, 0.0),
 }
+"""The units the CSV readers accept, each as `(quantity, target unit, scale,
+offset)`: a value `x` in the unit becomes `(x + offset) * scale` in gridflex's unit
+for that quantity (kW, degC, currency/kWh). Energies per interval (kWh, ...) are
+divided by the interval's hours afterwards, so they too become kW."""
 _DEFAULT_METHOD = {
     "power": "linear",
     "energy": "linear",

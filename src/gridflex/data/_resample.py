@@ -25,7 +25,10 @@ import numpy as np
 
 
 STEP_MINUTES = 15
+"""Length of one step of every time series and of the environment, in minutes (the
+paper's 15-minute settlement period)."""
 STEPS_PER_DAY = 24 * 60 // STEP_MINUTES
+"""Steps in one day, an episode (96)."""
 
 Method = Literal["linear", "point", "hold"]
 METHODS: tuple[str, ...] = ("linear", "point", "hold")

@@ -27,3 +27,26 @@ from ._population import (
     sample_population as sample_population,
     SAMPLERS as SAMPLERS,
 )
+
+
+__all__ = [
+    "AbstractDevice",
+    "Battery",
+    "BATTERY_P_MAX_KW",
+    "BATTERY_RANGES",
+    "COP_CHECK_RANGE_C",
+    "DEFAULT_MIX",
+    "DESIGN_TEMPERATURE_C",
+    "DeviceInputs",
+    "DeviceStep",
+    "Generator",
+    "GENERATOR_RANGES",
+    "heat_pump_cop_table",
+    "HEAT_PUMP_P_MAX_KW",
+    "HEAT_PUMP_RANGES",
+    "HeatPump",
+    "HeatPumpState",
+    "Population",
+    "sample_population",
+    "SAMPLERS",
+]

@@ -28,3 +28,29 @@ from ._sharding import (
     shard_episodes as shard_episodes,
     sync_processes as sync_processes,
 )
+
+
+__all__ = [
+    "AbstractController",
+    "DayState",
+    "EnvConfig",
+    "Environment",
+    "episode_devices",
+    "episode_mesh",
+    "EpisodeResult",
+    "initialize_hosts",
+    "is_lead_process",
+    "make_environment",
+    "NaiveController",
+    "OBS_NAMES",
+    "OpenLoopController",
+    "place_homes",
+    "Placement",
+    "PlacementWarning",
+    "PolicyController",
+    "Rollout",
+    "shard_episodes",
+    "StepInputs",
+    "StepTrace",
+    "sync_processes",
+]

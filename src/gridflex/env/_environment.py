@@ -53,6 +53,8 @@ OBS_NAMES = (
     "urgency",
     "voltage",
 )
+"""The names of an agent's observation entries, in order: what each home's policy
+sees (and, for a deployed controller, must measure). All are local to the home."""
 
 
 class EnvConfig(eqx.Module):

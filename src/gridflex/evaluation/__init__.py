@@ -11,3 +11,15 @@ from ._evaluate import (
     write_evaluation as write_evaluation,
 )
 from ._report import report_run as report_run, write_figures as write_figures
+
+
+__all__ = [
+    "CrossCheck",
+    "evaluate",
+    "Evaluation",
+    "naive_evaluation",
+    "opendss_crosscheck",
+    "report_run",
+    "write_evaluation",
+    "write_figures",
+]

@@ -29,6 +29,8 @@ from ..policies import GaussianMLPPolicy
 
 
 MANIFEST = "manifest.json"
+"""The name of the file, beside the exported policies, that lists every home with its
+device, its policy's files and the inputs it must measure."""
 FORMAT_VERSION = 1
 
 # The inputs a home controller measures, in the order of `OBS_NAMES`, and how each is

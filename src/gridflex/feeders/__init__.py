@@ -21,3 +21,23 @@ from ._opendss import (
     OpenDSSImportError as OpenDSSImportError,
     OpenDSSReport as OpenDSSReport,
 )
+
+
+__all__ = [
+    "BUILTIN_FEEDERS",
+    "european_lv",
+    "european_lv_reduced",
+    "Feeder",
+    "FeederBuilder",
+    "from_opendss",
+    "ieee123",
+    "ieee13",
+    "LoadModel",
+    "Loads",
+    "opendss_report",
+    "OpenDSSImportError",
+    "OpenDSSReport",
+    "Ports",
+    "SparseMatrix",
+    "Winding",
+]

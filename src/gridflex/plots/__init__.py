@@ -8,3 +8,13 @@ from ._day import (
 )
 from ._evaluation import plot_cumulative_cost as plot_cumulative_cost
 from ._training import plot_training_curves as plot_training_curves
+
+
+__all__ = [
+    "KIND_COLOURS",
+    "METRIC_UNITS",
+    "plot_agent_power",
+    "plot_cumulative_cost",
+    "plot_training_curves",
+    "plot_voltage_envelope",
+]

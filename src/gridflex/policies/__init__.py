@@ -14,3 +14,16 @@ from ._mlp import (
     GaussianMLP as GaussianMLP,
     GaussianMLPPolicy as GaussianMLPPolicy,
 )
+
+
+__all__ = [
+    "AbstractPolicy",
+    "ACTIVATIONS",
+    "Dense",
+    "gaussian_entropy",
+    "gaussian_kl",
+    "gaussian_log_prob",
+    "GaussianMLP",
+    "GaussianMLPPolicy",
+    "sample_actions",
+]

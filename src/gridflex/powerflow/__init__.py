@@ -16,3 +16,18 @@ from ._solvers import (
     Newton as Newton,
     ZBus as ZBus,
 )
+
+
+__all__ = [
+    "AbstractPowerFlowSolver",
+    "default_adjoint",
+    "Guarded",
+    "Neumann",
+    "Newton",
+    "power_flow",
+    "PowerFlowSolution",
+    "RESULTS",
+    "voltage_sensitivities",
+    "VoltageSensitivity",
+    "ZBus",
+]

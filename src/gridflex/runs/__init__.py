@@ -27,3 +27,25 @@ from ._progress import (
     format_progress as format_progress,
     ProgressBar as ProgressBar,
 )
+
+
+__all__ = [
+    "CONFIG_FILE",
+    "DamagedCheckpointWarning",
+    "format_elapsed",
+    "format_progress",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "load_config",
+    "METRICS_FILE",
+    "MetricsGapWarning",
+    "MetricsWriter",
+    "parse_override",
+    "parse_value",
+    "ProgressBar",
+    "read_metrics",
+    "save_checkpoint",
+    "save_config",
+    "to_toml",
+]

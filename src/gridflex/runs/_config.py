@@ -23,6 +23,8 @@ from ._atomic import atomic_write_text
 
 
 CONFIG_FILE = "config.toml"
+"""The settings file of a run folder (every setting, so that the run can be repeated
+or resumed)."""
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _SCALARS = (bool, int, float, str)
 

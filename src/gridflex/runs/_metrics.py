@@ -19,6 +19,7 @@ from ._atomic import atomic_write_text, remove_stale_temporaries
 
 
 METRICS_FILE = "metrics.jsonl"
+"""The metrics file of a run folder: one JSON line per primal step."""
 
 
 def _resolve(path: str | Path) -> Path:

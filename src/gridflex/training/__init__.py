@@ -1,4 +1,5 @@
-"""Primal–dual training of decentralised policies: GradMA, GradMAP, GradMA-RPO."""
+"""Primal–dual training of decentralised policies: GradMA, GradMAP and GradMA-RPO
+through the environment's gradient, IPPO and MAPPO from per-agent rewards."""
 
 from ._base import (
     AbstractTrainer as AbstractTrainer,
@@ -43,3 +44,45 @@ from ._ppo import (
     transitions as transitions,
 )
 from ._trainers import GradMA as GradMA, GradMAP as GradMAP, GradMARPO as GradMARPO
+
+
+__all__ = [
+    "AbstractCritic",
+    "AbstractTrainer",
+    "apply_updates",
+    "batch_gradient",
+    "CentralCritic",
+    "clipped_surrogate",
+    "default_config",
+    "dual_update",
+    "EnvGradient",
+    "environment_from_config",
+    "environment_gradient",
+    "fit",
+    "FitResult",
+    "gae",
+    "gauss_newton",
+    "GradMA",
+    "GradMAP",
+    "GradMARPO",
+    "init_state",
+    "IPPO",
+    "LocalCritic",
+    "MAPPO",
+    "MAPPO_CRITICS",
+    "next_state",
+    "objective_gradient",
+    "output_space_sgd",
+    "PerAgentCentralCritic",
+    "policy_outputs",
+    "PolicyConfig",
+    "PPOConfig",
+    "PPOState",
+    "rollout_metrics",
+    "sample_days",
+    "trainer_from_config",
+    "TRAINERS",
+    "TrainState",
+    "Transitions",
+    "transitions",
+]

@@ -187,6 +187,14 @@ def environment_gradient(
     key: PRNGKeyArray,
     days: Int[Array, " episode"],
 ) -> EnvGradient:
+    """Roll `days` out under `policy` and differentiate the summed Lagrangian with
+    respect to every agent's policy outputs `(mu, sigma)` at every step, through the
+    implicit adjoint of every power flow: the expensive gradient `g` that GradMAP
+    caches and reuses. Failed episodes are masked (their entries of `g` are zero)
+    and non-finite entries counted in `nan_entries`, never passed on.
+
+    **Returns:** an `EnvGradient` (with the observations and outputs it was taken at).
+    """
     dtype = default_float()
     e = days.shape[0]
     shift = jnp.zeros((e, env.config.n_steps, env.n_agents, 2), dtype)

@@ -81,6 +81,13 @@ def default_config() -> dict[str, Any]:
 
 
 def trainer_from_config(config: dict[str, Any]) -> AbstractTrainer:
+    """The trainer that `config["run"]["method"]` names, built from its table of
+    `config` (nested settings such as PPO's rebuilt from their keys).
+
+    **Arguments:**
+
+    - `config`: a configuration as `default_config()` or a run's `config.toml` gives.
+    """
     method = config["run"]["method"]
     if method not in TRAINERS:
         raise ValueError(
@@ -110,6 +117,14 @@ def env_config(config: dict[str, Any]) -> EnvConfig:
 
 
 def environment_from_config(config: dict[str, Any], feeder: Feeder) -> Environment:
+    """The environment a configuration describes on `feeder`: `run.agents` homes
+    placed and equipped by `run.seed`, with the `env` table's settings.
+
+    **Arguments:**
+
+    - `config`: a configuration as `default_config()` or a run's `config.toml` gives.
+    - `feeder`: the feeder (its taps already set as `run.taps` asks).
+    """
     run = config["run"]
     return make_environment(
         feeder, int(run["agents"]), seed=int(run["seed"]), config=env_config(config)
