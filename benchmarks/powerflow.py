@@ -76,7 +76,7 @@ def gridflex_figures(
     c_f, t_f = _time(forward, s, repeats=repeats)
     c_b, t_b = _time(both, s, repeats=repeats)
     sol = jax.jit(jax.vmap(solve))(s)
-    ok = int(np.sum(np.asarray(sol.result._value) == 0))
+    ok = int(np.sum(np.asarray(sol.result == gf.powerflow.RESULTS.successful)))
     n = scales.shape[0]
     return {
         "dtype": "float64" if x64 else "float32",
@@ -145,11 +145,10 @@ def adjoint_table(name: str, scales: np.ndarray, repeats: int) -> dict:
 
 def opendss_figures(name: str, scales: np.ndarray) -> dict:
     import gridflex as gf
-    from gridflex.feeders._builtin import _DATA, _MASTERS, regulated_taps
-    from gridflex.feeders._reference import compile_reference, solve_free_copy
+    from gridflex.feeders import builtin_master, compile_reference, regulated_taps
 
     feeder = getattr(gf.feeders, name)()
-    master = os.path.join(solve_free_copy(str(_DATA)), _MASTERS[name])
+    master = builtin_master(name)
     taps = regulated_taps(name)
     n, loads = scales.shape[0], feeder.loads.names
 

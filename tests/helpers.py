@@ -45,7 +45,7 @@ SOLVERS = {"zbus": pf.ZBus(), "newton": pf.Newton()}
 
 # --- OpenDSS reference (shared with the benchmarks) ---------------------------------
 
-from gridflex.feeders._reference import (  # noqa: E402
+from gridflex.feeders import (  # noqa: E402
     opendss_voltages as opendss_voltages,
     solve_free_copy as solve_free_copy,
 )
@@ -138,7 +138,7 @@ def train_process(
     step, no evaluation; on `devices` forced host devices when given."""
     sets = [f"{method}.{k}={v}" for k, v in settings.items()]
     cmd = [
-        sys.executable, "-m", "gridflex._cli", "train", "--out", str(out),
+        sys.executable, "-m", "gridflex.cli", "train", "--out", str(out),
         "--agents", "4", "--method", method,
         *(a for s in sets for a in ("--set", s)),
         "--set", "run.checkpoint_every=1", "--no-eval", "--quiet", *extra,

@@ -13,7 +13,8 @@ import shutil
 import numpy as np
 import pytest
 
-from gridflex.feeders import _elements as el, FeederBuilder, LoadModel, Winding
+import gridflex.feeders as el
+from gridflex.feeders import FeederBuilder, LoadModel, Winding
 
 
 DATA = pathlib.Path("/work/shared/data/feeders")

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gridflex.feeders import _builtin
-from gridflex.feeders._builtin import (
+from gridflex.feeders import (
+    BUILTIN_DATA as DATA,
     builtin_master,
     european_lv,
     european_lv_reduced,
@@ -24,7 +24,6 @@ from gridflex.feeders._builtin import (
 from .helpers import assert_matches_opendss
 
 
-DATA = Path(_builtin.__file__).parent / "data"
 SIZES = {
     "ieee13": (41, 15),
     "ieee123": (278, 91),

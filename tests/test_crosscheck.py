@@ -42,7 +42,7 @@ def test_crosscheck_refuses_a_day_it_does_not_have():
 def test_cli_crosscheck_writes_its_report(tmp_path):
     import json
 
-    from gridflex._cli import main
+    from gridflex.cli import main
 
     out = tmp_path / "cc"
     args = "evaluate --method naive --feeder ieee13 --agents 10 --days 1"

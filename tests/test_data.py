@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from hypothesis import given
 
+import gridflex as gf
 import gridflex.data as gd
-from gridflex.data._resample import resample_day
 
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared/data/timeseries"
@@ -214,7 +214,7 @@ def test_split_of_longer_data_uses_twelve_months_then_one():
         "2013-02-01",
         "2013-03-31",
     )
-    shorter = sc._take(0, sc.n_days - 3)  # ends 28 March: March is incomplete
+    shorter = sc.take_days(0, sc.n_days - 3)  # ends 28 March: March is incomplete
     with pytest.raises(ValueError, match="2013-03 is incomplete"):
         shorter.split(train_months=14, test_months=1)
 
@@ -318,13 +318,26 @@ def test_stats_bound_the_training_data(shipped):
         scaled = np.asarray(stats.normalise(name, jnp.asarray(x)))
         assert scaled.min() == pytest.approx(0) and scaled.max() == pytest.approx(1)
     # A constant series (one export price over the span) maps to 0.
-    winter = train._take(0, 31)
+    winter = train.take_days(0, 31)
     assert np.all(winter.stats().normalise("price_export", winter.price_export) == 0)
     with pytest.raises(ValueError, match="use one of"):
         stats.normalise("wind", jnp.zeros(3))
 
 
 # -- resampling -------------------------------------------------------------------
+
+
+def _series(values, interval_minutes: int) -> pd.Series:
+    """A series of `interval_minutes` intervals from midnight, 1 January 2013."""
+    index = pd.date_range(
+        "2013-01-01", periods=len(values), freq=f"{interval_minutes}min"
+    )
+    return pd.Series(values, index=index)
+
+
+def _steps(series: pd.Series, method: str) -> pd.Series:
+    # Any magnitude (drawn values may be all zero, which the readers would question).
+    return gf.data.to_steps(series, unit="kW", method=method, plausible=(-1e3, 1e3))
 
 
 @given(
@@ -336,29 +349,31 @@ def test_linear_upsampling_keeps_energy_and_sign(interval, data):
     values = data.draw(
         hnp.arrays(np.float64, n, elements=st.floats(0, 20, allow_subnormal=False))
     )
-    steps = resample_day(values, interval, "linear")
+    steps = _steps(_series(values, interval), "linear")
     assert steps.shape == (96,)
     assert steps.sum() * 15 == pytest.approx(values.sum() * interval, abs=1e-9)
     assert steps.min() >= 0
-    held = resample_day(values, interval, "hold")
-    np.testing.assert_array_equal(held, np.repeat(values, interval // 15))
+    # A price holds over its period: each step has the value its start falls in.
+    held = _steps(_series(values, interval), "hold")
+    expected = _series(values, interval).reindex(held.index, method="ffill")
+    np.testing.assert_array_equal(held.to_numpy(), expected.to_numpy())
 
 
 @given(values=hnp.arrays(np.float64, 288, elements=st.floats(-5, 5)))
 def test_finer_series_are_averaged_over_steps(values):
-    steps = resample_day(values, 5, "linear")
+    steps = _steps(_series(values, 5), "linear")
     np.testing.assert_allclose(steps, values.reshape(96, 3).mean(axis=1))
 
 
 def test_point_readings_are_read_at_step_midpoints():
-    readings = np.array([0.0, 4.0, 8.0])  # at 00:00, 00:30, 01:00
-    steps = resample_day(readings, 30, "point")
+    readings = _series([0.0, 4.0, 8.0], 30)  # at 00:00, 00:30, 01:00
+    steps = gf.data.to_steps(readings, unit="degC", method="point", min_days=0.01)
     np.testing.assert_allclose(steps, [1, 3, 5, 7, 8, 8])  # flat after the last
 
 
 def test_intervals_that_do_not_tile_steps_are_refused():
-    with pytest.raises(ValueError, match="20 min"):
-        resample_day(np.zeros(72), 20, "linear")
+    with pytest.raises(gf.data.TimeSeriesError, match="interval of 20 min"):
+        gf.data.to_steps(_series(np.zeros(72), 20), unit="kW", method="linear")
 
 
 # -- readers ------------------------------------------------------------------------

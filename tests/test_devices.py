@@ -2,6 +2,9 @@
 validation, sampling, and the abstract/final pattern."""
 
 import math
+import os
+import subprocess
+import sys
 
 import equinox as eqx
 import hypothesis.strategies as st
@@ -454,20 +457,28 @@ def test_bad_parameters_raise(cls, kwargs, message):
     assert str(err.value).startswith(cls.__name__)
 
 
-@pytest.mark.parametrize(
-    "value", ["ten", None, [3.0, "x"], "5 kW"], ids=["str", "None", "ragged", "unit"]
-)
-def test_a_parameter_that_is_not_a_number_is_named(value):
-    """What a user without the test suite's type checker sees (here beartype would
-    refuse the call first): the device, the parameter, its value and the fix."""
-    from gridflex.devices._checks import as_number  # what every constructor calls
-
-    with pytest.raises(ValueError) as err:
-        as_number("Battery", "capacity_kwh", value)
-    assert str(err.value) == (
-        f"Battery: capacity_kwh={value!r} is not a number; give a float, or an "
-        "array of floats with one entry per home."
+def test_a_parameter_that_is_not_a_number_is_named():
+    """What a user sees, without the test suite's type checker (in this process
+    beartype refuses the call before the constructor's own check): the device, the
+    parameter, its value and the fix, for a string, None, a ragged list, a unit."""
+    code = (
+        "import gridflex as gf\n"
+        "for v in ['ten', None, [3.0, 'x'], '5 kW']:\n"
+        "    try:\n"
+        "        gf.devices.Battery(capacity_kwh=v, p_max_kw=5.0)\n"
+        "    except ValueError as e:\n"
+        "        print(e)\n"
     )
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        f"Battery: capacity_kwh={v!r} is not a number; give a float, or an array of "
+        "floats with one entry per home."
+        for v in ["ten", None, [3.0, "x"], "5 kW"]
+    ]
 
 
 def test_a_non_finite_command_is_never_a_feasible_one():

@@ -1,7 +1,8 @@
 """Element primitive admittances against OpenDSS (AltDSS engine via opendssdirect.py).
 
 Each case builds a one-element circuit in OpenDSS, reads the element's `YPrim`, and
-compares it with `gridflex.feeders._elements` to 1e-9 relative to the largest entry.
+compares it with gridflex's element model (`gridflex.feeders.line_yprim`, ...) to
+1e-9 relative to the largest entry.
 """
 
 import math
@@ -9,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from gridflex.feeders import _elements as el
+import gridflex.feeders as el
 
 
 dss = pytest.importorskip("opendssdirect")

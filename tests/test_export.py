@@ -113,7 +113,7 @@ def test_export_refuses_what_it_cannot_write(tmp_path, capsys):
     env, policy, _, _ = setting()
     with pytest.raises(ValueError, match="formats="):
         export_policies(env, policy, tmp_path, formats=("tflite",))
-    from gridflex._cli import main
+    from gridflex.cli import main
 
     assert main(["export", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -18,7 +18,7 @@ import pytest
 import gridflex as gf
 import gridflex.runs as gr
 import gridflex.training as gt
-from gridflex._cli import main
+from gridflex.cli import main
 
 
 CASES = [
@@ -159,12 +159,6 @@ def _csv_with_a_gap(tmp_path):
     )
 
 
-def _battery_not_a_number():
-    from gridflex.devices._checks import as_number  # what every device calls
-
-    as_number("Battery", "capacity_kwh", "13.5 kWh")
-
-
 def _battery_out_of_range():
     gf.devices.Battery(capacity_kwh=10.0, p_max_kw=5.0, e_min_kwh=11.0)
 
@@ -196,7 +190,6 @@ LIBRARY = [
     (_floating_node, ValueError, r"610\.1.*no path to ground.*delta-delta"),
     (_empty_csv, ValueError, r"load\.csv: the file is empty"),
     (_csv_with_a_gap, gf.data.TimeSeriesError, r"load\.csv, column 'kw':\n.*gap"),
-    (_battery_not_a_number, ValueError, r"Battery: capacity_kwh='13.5 kWh' is not"),
     (_battery_out_of_range, ValueError, r"Battery.*e_min_kwh = 11 kWh must lie in"),
     (
         _unknown_config_key,

@@ -13,7 +13,7 @@ import pytest
 
 import gridflex as gf
 import gridflex.feeders as gff
-from gridflex.feeders._reference import compile_reference, node_voltages
+from gridflex.feeders import compile_reference, opendss_node_voltages
 
 from .helpers import max_pu_error
 
@@ -57,7 +57,7 @@ def _opendss(path) -> dict[str, complex]:
     dss = compile_reference(str(path))
     dss.Solution.Solve()
     assert dss.Solution.Converged()
-    return node_voltages(dss)
+    return opendss_node_voltages(dss)
 
 
 def _write(tmp_path, model: int, extra: str, loadmult: float = 1.0):

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 import gridflex as gf
 import gridflex.feeders as gff
-from gridflex.feeders._builtin import builtin_master, resolve_taps
+from gridflex.feeders import builtin_master, resolve_taps
 
 from .helpers import assert_matches_opendss, max_pu_error, opendss_voltages
 

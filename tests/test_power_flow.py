@@ -1,7 +1,6 @@
 """The power flow against OpenDSS, its invariants, and its failure reporting."""
 
 import functools
-import os
 
 import equinox as eqx
 import jax
@@ -12,10 +11,10 @@ from hypothesis import given, strategies as st
 
 import gridflex as gf
 import gridflex.feeders as gff
-from gridflex.feeders._builtin import _DATA, _MASTERS, regulated_taps
+from gridflex.feeders import builtin_master, regulated_taps
 from gridflex.powerflow import RESULTS
 
-from .helpers import max_pu_error, opendss_voltages, solve_free_copy, SOLVERS
+from .helpers import max_pu_error, opendss_voltages, SOLVERS
 
 
 FEEDERS = ["ieee13", "ieee123", "european_lv", "european_lv_reduced"]
@@ -35,7 +34,7 @@ def batched_voltages(name: str):
 
 
 def reference(name: str, scale: np.ndarray | None = None) -> dict[str, complex]:
-    master = os.path.join(solve_free_copy(str(_DATA)), _MASTERS[name])
+    master = builtin_master(name)
     loads = feeder(name).loads.names
     return opendss_voltages(
         master,
@@ -262,7 +261,7 @@ def test_failed_scenario_is_flagged_per_scenario_under_vmap():
     f = feeder("ieee13")
     scales = jnp.asarray(np.array([1.0, 50.0, 0.5])[:, None] * np.ones(f.loads.n_loads))
     sols = jax.vmap(lambda s: gf.power_flow(f, load_scale=s, throw=False))(scales)
-    ok = np.asarray(sols.result._value == RESULTS.successful._value)
+    ok = np.asarray(sols.result == RESULTS.successful)
     assert ok.tolist() == [True, False, True]
     # the good scenarios are exactly what they are when solved alone
     alone = gf.power_flow(f, load_scale=scales[2])
@@ -283,9 +282,8 @@ def test_non_finite_input_is_named_not_taken_for_a_collapse():
     # traced: one bad scenario of a batch gets its own result and message
     batch = jnp.asarray(np.stack([np.zeros(f.n_nodes), p]))
     sols = jax.vmap(lambda x: gf.power_flow(f, x, throw=False))(batch)
-    codes = np.asarray(sols.result._value)
-    assert codes[0] == RESULTS.successful._value
-    assert codes[1] == RESULTS.non_finite_input._value
+    assert np.asarray(sols.result == RESULTS.successful).tolist() == [True, False]
+    assert np.asarray(sols.result == RESULTS.non_finite_input).tolist() == [False, True]
     assert "not finite" in RESULTS[RESULTS.non_finite_input]
     with pytest.raises(eqx.EquinoxRuntimeError, match="not finite"):
         eqx.filter_jit(lambda x: gf.power_flow(f, x).v)(jnp.asarray(p))

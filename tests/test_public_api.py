@@ -16,6 +16,7 @@ import gridflex
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SUBPACKAGES = (
+    "cli",
     "data",
     "devices",
     "env",
@@ -94,3 +95,19 @@ def test_every_public_name_is_on_an_api_page():
         if f"gridflex.{sub}.{name}" not in shown
     ]
     assert not missing, missing
+
+
+def test_no_test_benchmark_or_example_reaches_for_a_private_name():
+    """What the suite, the benchmarks and the examples use is what users can use
+    (also in code they run in a subprocess: the text is searched, not only imports)."""
+    private = re.compile(
+        r"\bgridflex(?:\.[a-z]\w*)*\._(?!_)|from gridflex\S* import [_]"
+    )
+    found = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for folder in ("tests", "benchmarks", "examples", "scripts")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if private.search(line)
+    ]
+    assert not found, found

@@ -25,8 +25,7 @@ jax.config.update("jax_enable_x64", True)
 import gridflex as gf
 from gridflex.env import make_environment, PolicyController
 from gridflex.policies import GaussianMLPPolicy
-from gridflex.training import GradMAP, fit
-from gridflex.training._loop import mesh_for
+from gridflex.training import GradMAP, fit, mesh_for
 
 assert len(jax.devices()) == 4
 env = make_environment(gf.feeders.ieee13(taps="homes"), 4, seed=0)

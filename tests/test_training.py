@@ -28,7 +28,6 @@ from gridflex.training import (
     GradMARPO,
     trainer_from_config,
 )
-from gridflex.training._output_space import spd_inverse
 
 from .helpers import train_process
 
@@ -153,18 +152,20 @@ def test_gradma_stays_bounded_at_large_duals():
         assert all(np.all(np.isfinite(x)) for x in _leaves(state.policy))
 
 
-def test_spd_inverse_matches_numpy():
-    """GradMAP's Gauss–Newton inverse (no batched LAPACK, so that several CPU devices
-    do not deadlock) equals numpy's, at sizes that are and are not powers of two."""
+def test_output_space_step_is_the_inverse_gauss_newton_times_the_gradient():
+    """GradMAP's preconditioned step, `-lr F^-1 g` per agent, equals numpy's, at
+    parameter counts that are and are not powers of two (its inverse avoids batched
+    LAPACK, so that several CPU devices do not deadlock, and pads to a power of two)."""
     rng = np.random.default_rng(0)
     for n in (1, 8, 37):
         a = rng.normal(size=(3, n, n))
         spd = a @ np.swapaxes(a, 1, 2) + 0.1 * np.eye(n)
+        g = rng.normal(size=(3, n))
+        sgd = gf.training.output_space_sgd(0.5, jnp.asarray(spd), n_agents=3)
+        step, _ = sgd.update(jnp.asarray(g), sgd.init(jnp.asarray(g)))
+        want = -0.5 * np.linalg.solve(spd, g[..., None])[..., 0]
         np.testing.assert_allclose(
-            np.asarray(spd_inverse(jnp.asarray(spd))),
-            np.linalg.inv(spd),
-            rtol=1e-9,
-            atol=1e-9 * np.abs(np.linalg.inv(spd)).max(),
+            np.asarray(step), want, rtol=1e-9, atol=1e-9 * np.abs(want).max()
         )
 
 
@@ -279,7 +280,7 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, method):
 
 
 def test_refuses_to_overwrite_a_run(tmp_path):
-    from gridflex._cli import main
+    from gridflex.cli import main
 
     (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n')
     assert main(["train", "--out", str(tmp_path), "--quiet"]) == 2
@@ -303,7 +304,7 @@ def test_a_user_trainer_plugs_in():
 
 
 def test_train_writes_the_output_contract(tmp_path):
-    from gridflex._cli import main
+    from gridflex.cli import main
 
     code = main(
         [
@@ -380,9 +381,9 @@ class _Counter(AbstractTrainer):
     dual_lr: float = 1.0
 
     def init(self, env, key):
-        from gridflex.training._base import init_state
-
-        return init_state(self, env, key, optax.sgd(0.0), gf.training.PolicyConfig())
+        return gf.training.init_state(
+            self, env, key, optax.sgd(0.0), gf.training.PolicyConfig()
+        )
 
     def step(self, env, state):
         new = eqx.tree_at(lambda s: s.step, state, state.step + 1)

@@ -4,12 +4,14 @@ three-phase power flow (GradMAP).
 `import gridflex as gf` gives every subpackage: `gf.feeders`, `gf.powerflow`,
 `gf.devices`, `gf.data`, `gf.env`, `gf.policies`, `gf.training`, `gf.evaluation`,
 `gf.runs`, `gf.plots`, `gf.marl`, `gf.export` (the last two load their optional
-dependencies, PettingZoo, JaxMARL and ONNX, only when one of their classes is used).
+dependencies, PettingZoo, JaxMARL and ONNX, only when one of their classes is used),
+and `gf.cli`, the `gridflex` command as a function (`gf.cli.main(["train"])`).
 """
 
 from importlib import metadata as _metadata
 
 from . import (
+    cli as cli,
     data as data,
     devices as devices,
     env as env,
@@ -30,6 +32,7 @@ from .powerflow import power_flow as power_flow, PowerFlowSolution as PowerFlowS
 __version__ = _metadata.version("gridflex")
 
 __all__ = [
+    "cli",
     "data",
     "devices",
     "env",

@@ -22,16 +22,6 @@ import pandas as pd
 from ._resample import check_interval, resample_day, STEP_MINUTES
 
 
-__all__ = [
-    "RepairWarning",
-    "TimeSeriesError",
-    "UNITS",
-    "read_lcl_csv",
-    "read_lcl_households",
-    "read_timeseries_csv",
-    "to_steps",
-]
-
 Label = Literal["start", "end"]
 Repair = Literal["interpolate"] | None
 ResampleMethod = Literal["linear", "point", "hold"] | None

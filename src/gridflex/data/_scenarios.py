@@ -28,8 +28,6 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from ._resample import STEP_MINUTES, STEPS_PER_DAY
 
 
-__all__ = ["EpisodeData", "ScenarioStats", "Scenarios"]
-
 _STATS_FIELDS = (
     "load_kw",
     "pv_kw",
@@ -393,12 +391,13 @@ class Scenarios(eqx.Module):
         test_days = np.flatnonzero(
             (month_of_day >= train_months) & (month_of_day < need)
         )
-        train = self._take(int(train_days[0]), int(train_days[-1]) + 1)
-        test = self._take(int(test_days[0]), int(test_days[-1]) + 1)
+        train = self.take_days(int(train_days[0]), int(train_days[-1]) + 1)
+        test = self.take_days(int(test_days[0]), int(test_days[-1]) + 1)
         return train, test
 
-    def _take(self, start: int, stop: int) -> "Scenarios":
-        """Days `[start, stop)`, same homes."""
+    def take_days(self, start: int, stop: int) -> "Scenarios":
+        """Days `[start, stop)` (indices into `dates`), the same homes: a season, a
+        month, a shorter span to train or evaluate on (`split` cuts by months)."""
         return dataclasses.replace(
             self,
             load_profiles_kw=self.load_profiles_kw[:, start:stop],

@@ -17,8 +17,6 @@ from ._resample import resample_days
 from ._scenarios import _from_arrays, Scenarios
 
 
-__all__ = ["DATASET_PATH", "default_scenarios"]
-
 DATASET_PATH = Path(__file__).parent / "data" / "gridflex_2013.npz"
 """Where the shipped 2013 dataset lies (households, PV, temperature, prices; its
 provenance and how to rebuild it: `scripts/build_dataset.py` and the data docs)."""

@@ -19,6 +19,7 @@ from ._placement import (
     place_homes as place_homes,
     Placement as Placement,
     PlacementWarning as PlacementWarning,
+    spot_load_kva as spot_load_kva,
 )
 from ._sharding import (
     episode_devices as episode_devices,
@@ -50,6 +51,7 @@ __all__ = [
     "PolicyController",
     "Rollout",
     "shard_episodes",
+    "spot_load_kva",
     "StepInputs",
     "StepTrace",
     "sync_processes",

@@ -72,10 +72,14 @@ class PlacementWarning(UserWarning):
     the homes' own peaks (more homes than the feeder's load carries at one each)."""
 
 
-def spot_load_kw(feeder: Feeder) -> tuple[np.ndarray, dict[int, set[str]]]:
-    """Spot load per node (kVA magnitude) and which loads touch each node.
+def spot_load_kva(feeder: Feeder) -> tuple[np.ndarray, dict[int, set[str]]]:
+    """Spot load per node (kVA magnitude) and which loads touch each node: the
+    weights `place_homes` draws homes' nodes in proportion to.
 
     A delta (or phase-to-phase) element counts half at each of its two nodes.
+
+    **Returns:** `(weight, owners)`: the kVA per node (`feeder.node_names` order) and,
+    for each node with load, the names of the loads on it.
     """
     weight = np.zeros(feeder.n_nodes)
     owners: dict[int, set[str]] = {}
@@ -131,7 +135,7 @@ def place_homes(
     peak = np.broadcast_to(np.asarray(home_peak_kw, dtype=np.float64), (n_homes,))
     if not np.all(peak > 0):
         raise ValueError("home_peak_kw must be > 0 for every home.")
-    weight, owners = spot_load_kw(feeder)
+    weight, owners = spot_load_kva(feeder)
     nodes = np.flatnonzero(weight > 0)
     if nodes.size == 0:
         raise ValueError(

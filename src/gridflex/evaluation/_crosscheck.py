@@ -18,7 +18,7 @@ import numpy as np
 
 from ..env import AbstractController, Environment
 from ..feeders._builtin import builtin_master, resolve_taps
-from ..feeders._reference import compile_reference, node_voltages
+from ..feeders._reference import compile_reference, opendss_node_voltages
 from ..powerflow import power_flow, ZBus
 
 
@@ -155,7 +155,7 @@ def opendss_crosscheck(
         dss.Solution.Solve()
         if not dss.Solution.Converged():
             raise RuntimeError(f"OpenDSS did not converge at step {t} of day {day}.")
-        ref = node_voltages(dss)
+        ref = opendss_node_voltages(dss)
         v_ref[t] = [ref[n] for n in feeder.node_names]
     diff = np.max(np.abs(v_ours - v_ref) / feeder.base_v, axis=1)
     v_pu = np.abs(v_ref) / feeder.base_v

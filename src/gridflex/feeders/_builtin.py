@@ -32,9 +32,10 @@ from ._opendss import _import
 from ._reference import solve_free_copy
 
 
-__all__ = ["BUILTIN_FEEDERS", "european_lv", "european_lv_reduced", "ieee13", "ieee123"]
-
-_DATA = Path(__file__).parent / "data"
+BUILTIN_DATA = Path(__file__).parent / "data"
+"""The folder of the shipped OpenDSS models as published, with `SOURCES.md` (where
+each file comes from, its licence and checksum) and `regulator_taps.json`. The
+feeders are compiled from a copy without `Solve` commands (`builtin_master`)."""
 _MASTERS = {
     "ieee13": "ieee13/IEEE13Nodeckt.dss",
     "ieee123": "ieee123/IEEE123Master.dss",
@@ -56,7 +57,9 @@ def regulated_taps(
     (empty for feeders without regulators): for its nominal load, or (`at="homes"`)
     with every spot load at the households' mean net demand (`loadmult` 0.097, see
     `scripts/regulator_taps.py`)."""
-    record = json.loads((_DATA / "regulator_taps.json").read_text()).get(name, {})
+    record = json.loads((BUILTIN_DATA / "regulator_taps.json").read_text()).get(
+        name, {}
+    )
     if at == "homes":
         record = record.get("homes", {})
     elif at != "nominal":
@@ -95,7 +98,7 @@ def builtin_master(name: str) -> str:
             f"{name!r} is not a built-in feeder ({', '.join(_MASTERS)}); pass the "
             "master .dss file the feeder was imported from."
         )
-    return os.path.join(solve_free_copy(str(_DATA)), _MASTERS[name])
+    return os.path.join(solve_free_copy(str(BUILTIN_DATA)), _MASTERS[name])
 
 
 def _read(name: str, taps: Taps) -> Feeder:

@@ -24,23 +24,29 @@ _SQRT3 = math.sqrt(3.0)
 # OpenDSS's `PDEGtoCompLeX` divides degrees by this truncated 180/pi.
 _OPENDSS_DEG_PER_RAD = 57.29577951
 
-# OpenDSS Line defaults for the earth-return correction (ohm per length unit and
-# ohm-metre); they matter only when a line is solved away from its base frequency.
 OPENDSS_LINE_RG = 0.01805
+"""OpenDSS's Line default earth-return resistance (ohm per length unit): with
+`OPENDSS_LINE_XG` and `OPENDSS_LINE_RHO` it corrects a line's impedance only when the
+line is solved away from its base frequency."""
 OPENDSS_LINE_XG = 0.155081
+"""OpenDSS's Line default earth-return reactance (ohm per length unit)."""
 OPENDSS_LINE_RHO = 100.0
+"""OpenDSS's Line default earth resistivity (ohm-metre)."""
 
-# OpenDSS `Line ... Switch=yes` turns the line into this short line (ohm and nF per
-# length unit, length 0.001 in "no units"); files usually then override r1..c0.
 OPENDSS_SWITCH_DATA = dict(r1=1.0, x1=1.0, r0=1.0, x0=1.0, c1_nf=1.1, c0_nf=1.0)
+"""What OpenDSS's `Line ... Switch=yes` makes of a line: a short line with these
+sequence data (ohm and nF per length unit) and length `OPENDSS_SWITCH_LENGTH`, in "no
+units"; files usually then override r1..c0."""
 OPENDSS_SWITCH_LENGTH = 0.001
+"""The length OpenDSS gives a switch line (see `OPENDSS_SWITCH_DATA`)."""
 
-# A LineCode given by rmatrix/xmatrix but no cmatrix keeps OpenDSS's default sequence
-# capacitances, C1 = 3.4 and C0 = 1.6 nF per *linecode length unit* (whatever the
-# unit), i.e. self 2.8 and mutual -0.6 nF for any number of phases, one included.
-# IEEE 13's mtx601..mtx605 rely on this. See `linecode_default_c_nf`.
 OPENDSS_LINECODE_C1_NF = 3.4
+"""A LineCode given by rmatrix/xmatrix but no cmatrix keeps OpenDSS's default sequence
+capacitances, C1 = 3.4 and C0 = 1.6 nF per *linecode length unit* (whatever the unit),
+i.e. self 2.8 and mutual -0.6 nF for any number of phases, one included. IEEE 13's
+mtx601..mtx605 rely on this. See `linecode_default_c_nf`."""
 OPENDSS_LINECODE_C0_NF = 1.6
+"""The zero-sequence half of `OPENDSS_LINECODE_C1_NF`'s default."""
 
 
 def _as_square(name: str, value, n: int | None = None) -> np.ndarray:

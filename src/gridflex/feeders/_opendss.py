@@ -23,8 +23,6 @@ from ._builder import FeederBuilder
 from ._feeder import Feeder
 
 
-__all__ = ["OpenDSSImportError", "OpenDSSReport", "from_opendss", "opendss_report"]
-
 # Classes that carry no network admittance in a snapshot power flow, each with why
 # it is skipped (what `opendss_report` prints).
 _SKIPPED = {

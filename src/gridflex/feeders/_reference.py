@@ -57,7 +57,11 @@ def compile_reference(
     """Compile `master` in OpenDSS as gridflex models it: controls off, loads keeping
     their model at every voltage (below `vminpu` OpenDSS would switch them to
     constant impedance), `taps` set (a number: winding 2; a sequence: every winding).
-    `tolerance=None` keeps OpenDSS's default convergence tolerance (1e-4)."""
+    `tolerance=None` keeps OpenDSS's default convergence tolerance (1e-4).
+
+    **Returns:** the opendssdirect.py engine, compiled and not yet solved: set what
+    you want (loads, taps) and call `dss.Solution.Solve()`.
+    """
     dss = _dss()
     dss.Text.Command("clear")
     dss.Text.Command(f"redirect [{master}]")
@@ -69,7 +73,9 @@ def compile_reference(
     return dss
 
 
-def node_voltages(dss: Any) -> dict[str, complex]:
+def opendss_node_voltages(dss: Any) -> dict[str, complex]:
+    """The node voltages of OpenDSS's last solution (complex volts, by 'bus.phase' in
+    lower case), from the engine `compile_reference` returned."""
     names = [n.lower() for n in dss.Circuit.AllNodeNames()]
     v = np.asarray(dss.Circuit.AllBusVolts()).reshape(-1, 2)
     return dict(zip(names, v[:, 0] + 1j * v[:, 1]))
@@ -93,4 +99,4 @@ def opendss_voltages(
     dss.Solution.Solve()
     if not dss.Solution.Converged():
         raise RuntimeError(f"OpenDSS did not converge on {master}")
-    return node_voltages(dss)
+    return opendss_node_voltages(dss)

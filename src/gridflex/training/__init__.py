@@ -23,7 +23,7 @@ from ._config import (
     trainer_from_config as trainer_from_config,
     TRAINERS as TRAINERS,
 )
-from ._loop import fit as fit, FitResult as FitResult
+from ._loop import fit as fit, FitResult as FitResult, mesh_for as mesh_for
 from ._output_space import (
     gauss_newton as gauss_newton,
     output_space_sgd as output_space_sgd,
@@ -70,6 +70,7 @@ __all__ = [
     "LocalCritic",
     "MAPPO",
     "MAPPO_CRITICS",
+    "mesh_for",
     "next_state",
     "objective_gradient",
     "output_space_sgd",

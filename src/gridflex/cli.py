@@ -19,9 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-METHODS = ("gradmap", "gradma", "gradma_rpo", "ippo", "mappo")
-"""`--method`'s choices: the keys of `gridflex.training.TRAINERS` (a test keeps them
-equal; importing that here would load JAX for `--help`)."""
+__all__ = ["build_parser", "load_feeder", "main"]
 
 
 class _UserError(Exception):
@@ -416,6 +414,9 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `gridflex` command's argument parser (every subcommand and option)."""
+    from .training import TRAINERS
+
     parser = argparse.ArgumentParser(
         prog="gridflex",
         description="Decentralised grid-edge control through a differentiable "
@@ -466,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", help="a TOML file of settings (see config.toml)")
     t.add_argument("--feeder", help="built-in name or .dss path (default ieee13)")
     t.add_argument("--agents", type=int, help="number of homes (default 10)")
-    t.add_argument("--method", choices=METHODS)
+    t.add_argument("--method", choices=tuple(TRAINERS))
     t.add_argument("--seed", type=int)
     t.add_argument("--out", default="runs/default", help="run folder")
     t.add_argument("--resume", action="store_true", help="continue a killed run")
@@ -529,6 +530,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the `gridflex` command with `argv` (default: the process's arguments).
+
+    **Returns:** the exit code: 0 on success, 2 for a mistake in the input (reported
+    in one line on stderr, no traceback unless `--debug`).
+    """
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("GRIDFLEX_DEBUG", "") not in ("", "0")
     try:
