@@ -338,6 +338,7 @@ def test_non_finite_actions_are_never_free_and_are_counted():
 # --- evaluation ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_evaluation_chains_the_days():
     e = env()
     charge = OpenLoopController(jnp.full((96, e.n_agents), 0.6))

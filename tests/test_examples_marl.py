@@ -4,10 +4,12 @@ compile the same environment.)"""
 
 import jax
 import numpy as np
+import pytest
 
 from .helpers import load_example
 
 
+@pytest.mark.slow
 def test_functional_policy_gradient_learns():
     example = load_example("functional_policy_gradient.py")
     # Optax's Adam mixes its int32 step count with floats: fine under JAX's default

@@ -10,12 +10,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("gradmap", "gradma", "gradma_rpo", "ippo", "mappo")
 
 
+@pytest.mark.slow
 def test_paper_benchmark_runs_end_to_end(tmp_path):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     script = str(ROOT / "benchmarks" / "paper.py")

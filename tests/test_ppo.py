@@ -35,6 +35,7 @@ def env():
     [EnvConfig(), EnvConfig(cost_weight=2.0, voltage_constraint=False)],
     ids=["default", "weighted_cost_voltage_off"],
 )
+@pytest.mark.slow
 def test_rewards_sum_to_minus_the_lagrangian(config):
     # Every channel weighted (voltage, device steps, terminal states): the agents'
     # rewards summed over a day are minus that episode's Lagrangian.
@@ -88,6 +89,7 @@ def test_gae_is_the_discounted_sum_of_td_errors():
     np.testing.assert_allclose(ret1, tail, rtol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls", [IPPO, MAPPO], ids=["ippo", "mappo"])
 def test_ppo_learns(cls):
     # Fixed duals (the voltage dual large enough to matter), 30 primal steps: the

@@ -70,6 +70,7 @@ json.dump(out, sys.stdout)
 """
 
 
+@pytest.mark.slow
 def test_training_agrees_on_one_two_and_four_devices():
     flags = "--xla_force_host_platform_device_count=4"
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=flags)
@@ -126,6 +127,7 @@ def _finish(p: subprocess.Popen) -> None:
     assert p.returncode == 0, err[-3000:]
 
 
+@pytest.mark.slow
 def test_two_processes_train_and_resume_as_one(tmp_path):
     """`jax.distributed` on localhost (Gloo collectives on CPU): two processes, one
     device each, train as one process does, process 0 alone writes the run, and

@@ -59,6 +59,7 @@ LEARNERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trainer", LEARNERS.values(), ids=LEARNERS.keys())
 def test_learning_happens(trainer):
     e = env()
@@ -114,6 +115,7 @@ def test_gradmap_ends_inside_the_trust_region_from_a_far_off_beta():
     assert _in_band(float(m["trust_region_d"]), trainer.trust_region)
 
 
+@pytest.mark.slow
 def test_gradma_rpo_stops_at_its_target_kl():
     # PPO's early stop: the inner updates end once a minibatch's KL passes 1.5
     # target_kl (here within a few updates); without it all are made, and the KL
@@ -244,6 +246,7 @@ def _leaves(state) -> list[np.ndarray]:
     return [raw(x) for x in jax.tree.leaves(eqx.filter(state, eqx.is_array))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", list(SMALL_OWN))
 def test_killed_run_resumes_to_the_same_parameters(tmp_path, method):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
@@ -289,6 +292,7 @@ def test_refuses_to_overwrite_a_run(tmp_path):
 # --- users' own trainers, the main job's outputs --------------------------------------
 
 
+@pytest.mark.slow
 def test_a_user_trainer_plugs_in():
     root = Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(root / "examples"))
@@ -300,9 +304,12 @@ def test_a_user_trainer_plugs_in():
     assert isinstance(trainer, AbstractTrainer) and len(result.metrics) == 10
     before = _fixed_day_figures(e, trainer.init(e, jax.random.key(0)).policy)
     after = _fixed_day_figures(e, result.state.policy)
-    assert after[0] < before[0], (before, after)
+    # Ten steps of the example's trainer make the held-fixed days at least 5 %
+    # cheaper (12 % when this was written: 1,383 -> 1,213).
+    assert after[0] < 0.95 * before[0], (before, after)
 
 
+@pytest.mark.slow
 def test_train_writes_the_output_contract(tmp_path):
     from gridflex.cli import main
 
