@@ -162,7 +162,7 @@ def _train(args: argparse.Namespace) -> int:
 
     from .env import initialize_hosts, is_lead_process, sync_processes
     from .evaluation import report_run
-    from .runs import CONFIG_FILE, load_config, save_config
+    from .runs import CONFIG_FILE, load_config, METRICS_FILE, save_config
     from .training import (
         default_config,
         environment_from_config,
@@ -194,7 +194,7 @@ def _train(args: argparse.Namespace) -> int:
                 )
         else:
             config = load_config(args.config, overrides, defaults=default_config())
-            if (out / "metrics.jsonl").exists():
+            if (out / METRICS_FILE).exists():
                 raise _UserError(
                     f"{out} already holds a run; pass --resume to continue it or "
                     "choose another --out."
@@ -301,12 +301,12 @@ def _load_run(run_dir: Path):
 
 def _evaluate_run(args: argparse.Namespace) -> int:
     from .evaluation import report_run
-    from .runs import read_metrics
+    from .runs import METRICS_FILE, read_metrics
 
     run_dir = Path(args.run)
     config, env, state, step, meta = _load_run(run_dir)
     run = config["run"]
-    metrics = read_metrics(run_dir) if (run_dir / "metrics.jsonl").exists() else None
+    metrics = read_metrics(run_dir) if (run_dir / METRICS_FILE).exists() else None
     summary, _, _ = report_run(
         env,
         state.policy,
@@ -382,8 +382,9 @@ def _crosscheck(day: int, env, controller, feeder: str, taps: str, out: Path) ->
 def _plot(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from .evaluation import EVAL_FILE
     from .plots import plot_cumulative_cost, plot_training_curves
-    from .runs import read_metrics
+    from .runs import METRICS_FILE, read_metrics
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -391,9 +392,9 @@ def _plot(args: argparse.Namespace) -> int:
     for run in args.runs:
         run_dir = Path(run)
         label = run_dir.name
-        if (run_dir / "metrics.jsonl").exists():
+        if (run_dir / METRICS_FILE).exists():
             curves[label] = read_metrics(run_dir)
-        report = run_dir / "eval.json"
+        report = run_dir / EVAL_FILE
         if report.exists():
             summary = json.loads(report.read_text())
             costs[label] = np.asarray(summary["daily_cost"], dtype=float)

@@ -31,7 +31,13 @@ from jaxtyping import (
 )
 
 from .._misc import default_float
-from ..data import default_scenarios, Scenarios, ScenarioStats
+from ..data import (
+    default_scenarios,
+    Scenarios,
+    ScenarioStats,
+    STEP_MINUTES,
+    STEPS_PER_DAY,
+)
 from ..devices import DeviceInputs, Population, sample_population
 from ..feeders import Feeder
 from ..powerflow import AbstractPowerFlowSolver, power_flow, RESULTS, ZBus
@@ -79,8 +85,8 @@ class EnvConfig(eqx.Module):
 
     v_min_pu: float = 0.95
     v_max_pu: float = 1.05
-    n_steps: int = 96
-    dt_h: float = 0.25
+    n_steps: int = STEPS_PER_DAY
+    dt_h: float = STEP_MINUTES / 60
     load_pf: float = 0.95
     cost_weight: float = 1.0
     voltage_constraint: bool = True

@@ -5,6 +5,7 @@ from ._crosscheck import (
     opendss_crosscheck as opendss_crosscheck,
 )
 from ._evaluate import (
+    EVAL_FILE as EVAL_FILE,
     evaluate as evaluate,
     Evaluation as Evaluation,
     naive_evaluation as naive_evaluation,
@@ -14,6 +15,7 @@ from ._report import report_run as report_run, write_figures as write_figures
 
 
 __all__ = [
+    "EVAL_FILE",
     "CrossCheck",
     "evaluate",
     "Evaluation",

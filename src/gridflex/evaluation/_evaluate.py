@@ -19,6 +19,11 @@ from ..env import AbstractController, Environment, NaiveController
 from ..env._environment import VOLTAGE
 
 
+EVAL_FILE = "eval.json"
+"""The evaluation file of a run folder: the held-out month's figures, the trained
+policies' and, under `naive`, the naive rule's."""
+
+
 @dataclasses.dataclass
 class Evaluation:
     """Figures of one method over the held-out days.
@@ -186,9 +191,9 @@ def naive_evaluation(env: Environment, *, days: int | None = None) -> Evaluation
 
 
 def write_evaluation(directory: str | os.PathLike, summary: dict[str, Any]) -> str:
-    """Write `eval.json` (atomically) and return its path."""
+    """Write `eval.json` (`EVAL_FILE`, atomically) and return its path."""
     os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, "eval.json")
+    path = os.path.join(directory, EVAL_FILE)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(summary, f, indent=2)

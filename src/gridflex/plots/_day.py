@@ -9,6 +9,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
 
 from .._custom_types import AnyArray
+from ..data import STEP_MINUTES
 from ._common import (
     as_real,
     hours_axis,
@@ -26,7 +27,7 @@ def plot_agent_power(
     labels: Sequence[str] | None = None,
     kinds: Sequence[str] | None = None,
     title: str = "Normalised power of every agent",
-    dt_h: float = 0.25,
+    dt_h: float = STEP_MINUTES / 60,
     figsize: tuple[float, float] | None = None,
     dpi: int = 100,
 ) -> Path:
@@ -127,7 +128,7 @@ def plot_voltage_envelope(
     other: tuple[Float[AnyArray, " step"], Float[AnyArray, " step"]] | None = None,
     labels: tuple[str, str] = ("trained", "other"),
     title: str = "Voltage envelope over the day",
-    dt_h: float = 0.25,
+    dt_h: float = STEP_MINUTES / 60,
     figsize: tuple[float, float] = (8.0, 4.0),
     dpi: int = 100,
 ) -> Path:
