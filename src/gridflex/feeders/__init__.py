@@ -1,4 +1,6 @@
-"""Feeders: network data for the power flow, built in Python or read from OpenDSS."""
+"""Feeders: network data for the power flow, built in Python (`FeederBuilder`, with
+OpenDSS's element models) or read from OpenDSS (`from_opendss`, the built-in
+feeders), and OpenDSS itself as the reference to compare with."""
 
 from ._builder import FeederBuilder as FeederBuilder, Winding as Winding
 from ._builtin import (
