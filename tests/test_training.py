@@ -96,7 +96,7 @@ def test_gradmap_beta_sets_how_far_the_inner_updates_move():
     step = eqx.filter_jit(trainer.step)
     moved = []
     for beta in (8.0, 16.0):
-        s = eqx.tree_at(lambda x: x.beta, state, state.beta + beta)  # not weak-typed
+        s = eqx.tree_at(lambda x: x.extra.beta, state, state.extra.beta + beta)
         _, m = step(e, s)
         moved.append(float(m["trust_region_d_inner"]))
     assert 3.0 < moved[0] / moved[1] < 5.3, moved
@@ -109,7 +109,7 @@ def test_gradmap_ends_inside_the_trust_region_from_a_far_off_beta():
     e = env()
     trainer = LEARNERS["gradmap"]  # one step of it: the learning run's compile
     state = trainer.init(e, jax.random.key(0))
-    state = eqx.tree_at(lambda s: s.beta, state, state.beta + 0.03)
+    state = eqx.tree_at(lambda s: s.extra.beta, state, state.extra.beta + 0.03)
     _, m = eqx.filter_jit(trainer.step)(e, state)
     assert float(m["trust_region_d_inner"]) > 4 * trainer.trust_region
     assert _in_band(float(m["trust_region_d"]), trainer.trust_region)

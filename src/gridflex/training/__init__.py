@@ -43,7 +43,12 @@ from ._ppo import (
     Transitions as Transitions,
     transitions as transitions,
 )
-from ._trainers import GradMA as GradMA, GradMAP as GradMAP, GradMARPO as GradMARPO
+from ._trainers import (
+    GradMA as GradMA,
+    GradMAP as GradMAP,
+    GradMAPState as GradMAPState,
+    GradMARPO as GradMARPO,
+)
 
 
 __all__ = [
@@ -64,6 +69,7 @@ __all__ = [
     "gauss_newton",
     "GradMA",
     "GradMAP",
+    "GradMAPState",
     "GradMARPO",
     "init_state",
     "IPPO",

@@ -39,12 +39,12 @@ class TrainState(eqx.Module):
     - `lambdas`: dual variables by channel.
     - `key`: the PRNG state.
     - `step`: primal steps done.
-    - `beta`: GradMAP's trust-region coefficient (0 until its first step sets it).
     - `block`: channel values summed over the current dual block.
     - `extra`: whatever else one trainer carries from step to step and no other
-        trainer needs to know about (IPPO's and MAPPO's critics, their optimiser
-        state and return normalisation); `None` for the gradient trainers. It is
-        saved and restored with the rest (checkpoints follow the state's structure).
+        trainer needs to know about (GradMAP's trust-region multiplier; IPPO's and
+        MAPPO's critics, their optimiser state and return normalisation); `None` for
+        GradMA and GradMA-RPO. It is saved and restored with the rest (checkpoints
+        follow the state's structure).
 
     Trainers build the next state with `next_state`, so a field added here later does
     not break them.
@@ -55,7 +55,6 @@ class TrainState(eqx.Module):
     lambdas: dict[str, Float[Array, ""]]
     key: PRNGKeyArray
     step: Int[Array, ""]
-    beta: Float[Array, ""]
     block: dict[str, Float[Array, ""]]
     extra: PyTree = None
 
@@ -146,7 +145,6 @@ def init_state(
         lambdas=dict(zeros),
         key=k_run,
         step=jnp.zeros((), jnp.int32),
-        beta=jnp.zeros((), dtype),
         block=dict(zeros),
         extra=extra,
     )
@@ -314,7 +312,8 @@ def next_state(
 ) -> TrainState:
     """The state after one primal step: the new policy, optimiser state and PRNG key,
     the dual update on this step's `channels` (`dual_update`), `step + 1`, and any
-    trainer-specific fields in `changes` (e.g. `beta=...`); the rest carried over."""
+    other field in `changes` (a trainer's own state: `extra=...`); the rest carried
+    over."""
     lambdas, block = dual_update(trainer, state, channels)
     return dataclasses.replace(
         state,

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._misc import default_float
 from ..env import Environment
 from ..policies import gaussian_kl, gaussian_log_prob
 from ._base import (
@@ -171,6 +172,17 @@ class GradMA(AbstractTrainer):
         return new, step_metrics(state, grad, new.lambdas)
 
 
+class GradMAPState(eqx.Module):
+    """GradMAP's own state between primal steps (its `TrainState.extra`).
+
+    - `beta`: the trust-region multiplier of the last step made (0 before the
+        first, which starts from `GradMAP.beta_start`); the next step's inner
+        updates start from it.
+    """
+
+    beta: Float[Array, ""]
+
+
 class GradMAP(AbstractTrainer):
     """GradMAP: gradient-based multi-agent proximal learning (the paper's method).
 
@@ -231,9 +243,9 @@ class GradMAP(AbstractTrainer):
     policy: PolicyConfig = PolicyConfig()
 
     def init(self, env: Environment, key: PRNGKeyArray) -> TrainState:
-        return init_state(
-            self, env, key, output_space_sgd(self.lr, None, env.n_agents), self.policy
-        )
+        beta = GradMAPState(beta=jnp.zeros((), default_float()))
+        sgd = output_space_sgd(self.lr, None, env.n_agents)
+        return init_state(self, env, key, sgd, self.policy, extra=beta)
 
     @property
     def beta_start(self) -> float:
@@ -255,7 +267,7 @@ class GradMAP(AbstractTrainer):
         # step size should have to follow.
         rms = _rms(g)
         g_hat = g / rms
-        beta_last = jnp.where(state.beta > 0, state.beta, self.beta_start)
+        beta_last = jnp.where(state.extra.beta > 0, state.extra.beta, self.beta_start)
         # The inner updates aim at a quarter of delta (twice the last step's
         # multiplier), and the line search below lengthens the step they find: a
         # step whose sensitivity grew since the last one then stays far inside the
@@ -346,7 +358,7 @@ class GradMAP(AbstractTrainer):
             opt_state=opt_state,
             key=key,
             channels=grad.channels,
-            beta=beta_next.astype(state.beta.dtype),
+            extra=GradMAPState(beta=beta_next.astype(state.extra.beta.dtype)),
         )
         metrics = step_metrics(state, grad, new.lambdas)
         metrics["trust_region_d"] = d_mean
