@@ -16,6 +16,7 @@ import optax
 
 import gridflex as gf
 from gridflex.env import make_environment
+from gridflex.policies import PolicyConfig
 from gridflex.training import (
     AbstractTrainer,
     batch_gradient,
@@ -24,7 +25,6 @@ from gridflex.training import (
     next_state,
     objective_gradient,
     policy_outputs,
-    PolicyConfig,
 )
 
 

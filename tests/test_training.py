@@ -389,7 +389,7 @@ class _Counter(AbstractTrainer):
 
     def init(self, env, key):
         return gf.training.init_state(
-            self, env, key, optax.sgd(0.0), gf.training.PolicyConfig()
+            self, env, key, optax.sgd(0.0), gf.policies.PolicyConfig()
         )
 
     def step(self, env, state):

@@ -13,6 +13,7 @@ from ._mlp import (
     Dense as Dense,
     GaussianMLP as GaussianMLP,
     GaussianMLPPolicy as GaussianMLPPolicy,
+    PolicyConfig as PolicyConfig,
 )
 
 
@@ -25,5 +26,6 @@ __all__ = [
     "gaussian_log_prob",
     "GaussianMLP",
     "GaussianMLPPolicy",
+    "PolicyConfig",
     "sample_actions",
 ]

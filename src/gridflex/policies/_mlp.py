@@ -232,6 +232,18 @@ def _init_stacked(
     return eqx.filter_vmap(init)(jax.random.split(key, n_agents))
 
 
+class PolicyConfig(eqx.Module):
+    """The agents' networks as a trainer builds them (`GaussianMLPPolicy.init`'s
+    settings, kept in a trainer's `policy` field and its `config.toml` table): hidden
+    widths, activation (a key of `ACTIVATIONS`) and initial log standard deviation
+    (paper Table I: one hidden layer of 16 tanh units; -2 for the gradient methods,
+    0 for IPPO and MAPPO)."""
+
+    hidden: tuple[int, ...] = (16,)
+    activation: str = "tanh"
+    init_log_std: float = -2.0
+
+
 @eqx.filter_jit
 def _forward(mlp: GaussianMLP, obs):
     # Jitted so that an eager call (deployment, notebooks) compiles one program, not

@@ -28,7 +28,12 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 
 from .._misc import default_float
 from ..env import Environment, PolicyController
-from ..policies import AbstractPolicy, gaussian_entropy, GaussianMLPPolicy
+from ..policies import (
+    AbstractPolicy,
+    gaussian_entropy,
+    GaussianMLPPolicy,
+    PolicyConfig,
+)
 
 
 class TrainState(eqx.Module):
@@ -107,14 +112,6 @@ class AbstractTrainer(eqx.Module):
             if not (v >= 0 if low_ok else v > 0):
                 need = "non-negative" if low_ok else "positive"
                 raise ValueError(f"{name}.{f.name} must be {need}; got {v!r}.")
-
-
-class PolicyConfig(eqx.Module):
-    """The agents' networks: hidden widths, activation, initial log-std."""
-
-    hidden: tuple[int, ...] = (16,)
-    activation: str = "tanh"
-    init_log_std: float = -2.0
 
 
 def init_state(

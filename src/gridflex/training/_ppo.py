@@ -33,14 +33,19 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 
 from .._misc import default_float
 from ..env import Environment, OBS_NAMES, PolicyController
-from ..policies import AbstractPolicy, Dense, gaussian_entropy, gaussian_log_prob
+from ..policies import (
+    AbstractPolicy,
+    Dense,
+    gaussian_entropy,
+    gaussian_log_prob,
+    PolicyConfig,
+)
 from ._base import (
     AbstractTrainer,
     apply_updates,
     init_state,
     next_state,
     policy_outputs,
-    PolicyConfig,
     rollout_metrics,
     sample_days,
     TrainState,

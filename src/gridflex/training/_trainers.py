@@ -32,7 +32,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._misc import default_float
 from ..env import Environment
-from ..policies import gaussian_kl, gaussian_log_prob
+from ..policies import gaussian_kl, gaussian_log_prob, PolicyConfig
 from ._base import (
     AbstractTrainer,
     apply_updates,
@@ -42,7 +42,6 @@ from ._base import (
     next_state,
     objective_gradient,
     policy_outputs,
-    PolicyConfig,
     step_metrics,
     TrainState,
 )
