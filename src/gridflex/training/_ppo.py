@@ -633,7 +633,9 @@ class IPPO(AbstractTrainer):
     def init(self, env: Environment, key: PRNGKeyArray) -> TrainState:
         return _ppo_init(self, env, key, LocalCritic)
 
-    def step(self, env, state):
+    def step(
+        self, env: Environment, state: TrainState
+    ) -> tuple[TrainState, dict[str, Float[Array, ""]]]:
         return _ppo_step(self, env, state)
 
 
@@ -667,5 +669,7 @@ class MAPPO(AbstractTrainer):
     def init(self, env: Environment, key: PRNGKeyArray) -> TrainState:
         return _ppo_init(self, env, key, MAPPO_CRITICS[self.critic])
 
-    def step(self, env, state):
+    def step(
+        self, env: Environment, state: TrainState
+    ) -> tuple[TrainState, dict[str, Float[Array, ""]]]:
         return _ppo_step(self, env, state)

@@ -145,7 +145,9 @@ class GradMA(AbstractTrainer):
     def init(self, env: Environment, key: PRNGKeyArray) -> TrainState:
         return init_state(self, env, key, _adam(self.lr), self.policy)
 
-    def step(self, env, state):
+    def step(
+        self, env: Environment, state: TrainState
+    ) -> tuple[TrainState, dict[str, Float[Array, ""]]]:
         key, _, grad = batch_gradient(self, env, state)
         g = objective_gradient(env, grad)
         scale = _rms(g) if self.scale_free else jnp.ones((), g.dtype)
@@ -252,7 +254,9 @@ class GradMAP(AbstractTrainer):
         output space moves each output by about `sqrt(delta)` (RMS)."""
         return 1 / self.trust_region**0.5
 
-    def step(self, env, state):
+    def step(
+        self, env: Environment, state: TrainState
+    ) -> tuple[TrainState, dict[str, Float[Array, ""]]]:
         key, k_inner, grad = batch_gradient(self, env, state)
         k_inner, k_mb, k_ls = jax.random.split(k_inner, 3)
         # mean(g * d) over episodes, steps and agents is the first-order change of the
@@ -395,7 +399,9 @@ class GradMARPO(AbstractTrainer):
     def init(self, env: Environment, key: PRNGKeyArray) -> TrainState:
         return init_state(self, env, key, _adam(self.lr), self.policy)
 
-    def step(self, env, state):
+    def step(
+        self, env: Environment, state: TrainState
+    ) -> tuple[TrainState, dict[str, Float[Array, ""]]]:
         key, k_inner, grad = batch_gradient(self, env, state)
         g = objective_gradient(env, grad)
         rms = _rms(g)
