@@ -600,9 +600,11 @@ def timed_steps(env, trainer, steps: int) -> tuple[dict, object]:
         state, m = step(env, state)
     jax.block_until_ready(m)
     per_step = (time.perf_counter() - t0) / steps
+    # three significant figures: a step of a tiny case takes milliseconds, which two
+    # decimals would round to nothing on a fast machine
     figures = {
-        "first_step_s": round(first, 2),
-        "seconds_per_primal_step": round(per_step, 2),
+        "first_step_s": float(f"{first:.3g}"),
+        "seconds_per_primal_step": float(f"{per_step:.3g}"),
         "peak_rss_mb": round(
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
         ),
