@@ -244,9 +244,9 @@ class GradMAP(AbstractTrainer):
     policy: PolicyConfig = PolicyConfig()
 
     def init(self, env: Environment, key: PRNGKeyArray) -> TrainState:
-        beta = GradMAPState(beta=jnp.zeros((), default_float()))
+        extra = GradMAPState(beta=jnp.zeros((), default_float()))
         sgd = output_space_sgd(self.lr, None, env.n_agents)
-        return init_state(self, env, key, sgd, self.policy, extra=beta)
+        return init_state(self, env, key, sgd, self.policy, extra=extra)
 
     @property
     def beta_start(self) -> float:
