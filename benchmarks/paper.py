@@ -84,15 +84,16 @@ METHODS = ("gradmap", "gradma", "gradma_rpo", "ippo", "mappo")
 # agent is the MAPPO authors' `separated` design, compared with the shared critic.
 VARIANTS = {"mappo_per_agent": ("mappo", {"critic": "per_agent"})}
 CHOICES = METHODS + tuple(VARIANTS)
-NAMES = {
-    "gradmap": "GradMAP",
-    "gradma": "GradMA",
-    "gradma_rpo": "GradMA-RPO",
-    "ippo": "IPPO",
-    "mappo": "MAPPO",
-    "mappo_per_agent": "MAPPO, per-agent critics",
-    "naive": "naive",
-}
+VARIANT_NAMES = {"mappo_per_agent": "MAPPO, per-agent critics", "naive": "naive"}
+
+
+def display(method: str) -> str:
+    """A method as legends and tables name it: the trainer's `display_name`."""
+    from gridflex.training import TRAINERS
+
+    return VARIANT_NAMES.get(method) or TRAINERS[method].display_name
+
+
 HELD_OUT = (
     "cost_total",
     "voltage_violation_max_pu",
@@ -329,7 +330,7 @@ def critics(case, batch, dual_steps, seeds, results, tiny=False) -> dict:
             }
             if seed == seeds[0]:
                 step_s = point["seconds_per_primal_step"]
-                curves[NAMES[m]] = [{**r, "wall_s": r["step"] * step_s} for r in rows]
+                curves[display(m)] = _timed_rows(rows, record, step_s)
         out["designs"][m] = {
             "seconds_per_primal_step": point["seconds_per_primal_step"],
             "first_step_s": point["first_step_s"],
@@ -347,9 +348,9 @@ def critics(case, batch, dual_steps, seeds, results, tiny=False) -> dict:
         curves,
         stem + ".png",
         keys=("cost", "voltage_violation", "explained_variance", "value_loss"),
-        units={"voltage_violation": "0.01 pu, day mean", "cost": "GBP/episode"},
-        title=f"MAPPO's critic designs on {case}, batch {out['batch']}, seed {seeds[0]}"
-        " (run time = steps × s/step)",
+        title=f"MAPPO's critic designs, {_case_title(case, out['batch'])}, seed "
+        f"{seeds[0]} (run time = steps × idle s/step)",
+        smooth=10,
     )
     return out
 
@@ -372,6 +373,25 @@ def analyse_seed(runs: dict[str, list[dict]], seconds: dict[str, float]) -> dict
             "gradmap_speedup": two._ratio(reach[m], reach["gradmap"]),
         }
     return out
+
+
+def _case_title(case: str, batch: int) -> str:
+    """`ieee13:10` at batch 500 as a reader reads it."""
+    feeder, agents = case.split(":")
+    return f"{feeder}, {int(agents):,} homes, {batch} episodes per step"
+
+
+def _timed_rows(rows: list[dict], record: dict, step_s: float) -> list[dict]:
+    """A stored run's rows with rule 2's run time and the dual step of each row."""
+    n_primal = record["schedule"][1]
+    return [
+        {
+            **r,
+            "wall_s": r["step"] * step_s,
+            "dual_step": (int(r["step"]) - 1) // n_primal,
+        }
+        for r in rows
+    ]
 
 
 def _median(values: list) -> float | None:
@@ -444,25 +464,23 @@ def report(case, batch, seeds, results, dual_steps=None) -> dict:
     two.write_json(stem + ".json", out)
     first = min(stored)
     runs, records, seconds = stored[first]
-    curves = {
-        NAMES[m]: [{**row, "wall_s": row["step"] * seconds[m]} for row in runs[m]]
-        for m in methods
-        if m in runs
-    }
+    curves = {display(m): _timed_rows(runs[m], records[m], seconds[m]) for m in runs}
     plot_training_curves(
         curves,
         stem + "_curves.png",
-        keys=("cost", "voltage_violation"),
-        units={"voltage_violation": "0.01 pu, day mean", "cost": "GBP/episode"},
-        title=f"{', '.join(curves)} on {case}, seed {first} "
-        "(run time = steps × s/step)",
+        title=f"The five methods on {_case_title(case, batch or 500)}, seed {first} "
+        "(run time = steps × idle s/step)",
+        smooth=10,
     )
-    costs = {NAMES[m]: records[m]["held_out"]["policy"]["daily_cost"] for m in records}
+    costs = {
+        display(m): records[m]["held_out"]["policy"]["daily_cost"] for m in records
+    }
     costs["naive"] = records["gradmap"]["held_out"]["naive"]["daily_cost"]
     plot_cumulative_cost(
         costs,
         stem + "_cumulative_cost.png",
-        title=f"Held-out cumulative cost on {case}, seed {first}",
+        title=f"Held-out month, days chained: {_case_title(case, batch or 500)}, "
+        f"seed {first}",
     )
     print(json.dumps({k: out[k] for k in ("gradmap_speedup",)}, indent=1))
     return out
@@ -489,7 +507,7 @@ def agents_figure(cases: list[str], results: str) -> str:
                 points.setdefault(m, []).append((int(agents), s["median"]))
     for m, pts in points.items():
         x, y = zip(*sorted(pts))
-        ax.plot(x, y, "o-", label=f"over {NAMES[m]}")
+        ax.plot(x, y, "o-", label=f"over {display(m)}")
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")

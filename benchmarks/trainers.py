@@ -101,10 +101,11 @@ _KEPT = (
 
 
 def _trailing_mean(x: np.ndarray, window: int = 10) -> np.ndarray:
-    """Each step's mean over the last `window` steps (fewer at the start), each
-    window summed on its own: differences of a running sum would carry its rounding,
-    and a run holding a level exactly could then never reach it."""
-    return np.array([x[max(0, i + 1 - window) : i + 1].mean() for i in range(len(x))])
+    """Each step's mean over the last `window` steps (fewer at the start):
+    `gridflex.plots.trailing_mean`, so the figures show what the rule compares."""
+    from gridflex.plots import trailing_mean
+
+    return trailing_mean(np.asarray(x, dtype=float), window)
 
 
 def _series(run: list[dict], key: str) -> np.ndarray:
@@ -450,8 +451,10 @@ def report(case: str, batch: int | None, seeds: list[int]) -> dict:
         curves,
         stem + ".png",
         keys=("cost", "voltage_violation"),
-        units={"voltage_violation": "0.01 pu, day mean", "cost": "GBP/episode"},
-        title=f"GradMAP and GradMA on {label}, seeds {sorted(per_seed)}",
+        title=f"GradMAP and GradMA on {label}, seeds {sorted(per_seed)} "
+        "(run time = steps × idle s/step)",
+        smooth=10,
+        mark_dual_steps=False,
     )
     plot_case(label, curves, stem + "_duals.png")
     print(json.dumps(out["summary"], indent=1))

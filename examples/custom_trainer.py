@@ -8,6 +8,7 @@ and resume like the built-in trainers.
 """
 
 import argparse
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -31,6 +32,7 @@ from gridflex.training import (
 class ClippedSGD(AbstractTrainer):
     """One SGD step per rollout on the clipped environment gradient."""
 
+    display_name: ClassVar[str] = "clipped SGD"
     n_dual: int = 2
     n_primal: int = 3
     batch: int = 8

@@ -91,7 +91,9 @@ def test_paper_benchmark_variant_is_mappo_with_per_agent_critics():
     assert (
         trainer.batch == 16 and paper._trainer("mappo", None, False).critic == "shared"
     )
-    assert "mappo_per_agent" in paper.CHOICES and "mappo_per_agent" in paper.NAMES
+    assert "mappo_per_agent" in paper.CHOICES
+    assert paper.display("mappo_per_agent") == "MAPPO, per-agent critics"
+    assert paper.display("gradma_rpo") == "GradMA-RPO"
     # a shortened schedule (--dual-steps) keeps the primal steps and names its folder
     short = paper._trainer("ippo", 16, tiny=False, dual_steps=3)
     assert (short.n_dual, short.n_primal) == (3, 30)

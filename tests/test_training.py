@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -382,6 +383,7 @@ def test_train_writes_the_output_contract(tmp_path):
 class _Counter(AbstractTrainer):
     """A trainer that only counts its steps: `fit`'s bookkeeping, without learning."""
 
+    display_name: ClassVar[str] = "counter"
     n_dual: int = 2
     n_primal: int = 3
     batch: int = 1

@@ -224,6 +224,7 @@ def _train(args: argparse.Namespace) -> int:
         env,
         result.state.policy,
         method=run["method"],
+        label=trainer.display_name,
         feeder=run["feeder"],
         out_dir=out,
         metrics=result.metrics,
@@ -302,6 +303,7 @@ def _load_run(run_dir: Path):
 def _evaluate_run(args: argparse.Namespace) -> int:
     from .evaluation import report_run
     from .runs import METRICS_FILE, read_metrics
+    from .training import TRAINERS
 
     run_dir = Path(args.run)
     config, env, state, step, meta = _load_run(run_dir)
@@ -311,6 +313,7 @@ def _evaluate_run(args: argparse.Namespace) -> int:
         env,
         state.policy,
         method=run["method"],
+        label=TRAINERS[run["method"]].display_name,
         feeder=run["feeder"],
         out_dir=Path(args.out) if args.out else run_dir,
         metrics=metrics,
@@ -402,10 +405,17 @@ def _plot(args: argparse.Namespace) -> int:
                 "naive", np.asarray(summary["naive"]["daily_cost"], dtype=float)
             )
     written = []
+    names = ", ".join(curves or costs)
     if curves:
-        written.append(plot_training_curves(curves, out / "training_curves.png"))
+        path = out / "training_curves.png"
+        plot_training_curves(curves, path, title=f"Training curves: {names}")
+        written.append(path)
     if costs:
-        written.append(plot_cumulative_cost(costs, out / "cumulative_cost.png"))
+        path = out / "cumulative_cost.png"
+        plot_cumulative_cost(
+            costs, path, title=f"Cumulative held-out cost: {', '.join(costs)}"
+        )
+        written.append(path)
     if not written:
         print("gridflex plot: no metrics.jsonl or eval.json found.", file=sys.stderr)
         return 2

@@ -28,6 +28,7 @@ def report_run(
     primal_steps: int | None = None,
     days: int | None = None,
     plots: bool = True,
+    label: str | None = None,
 ) -> tuple[dict[str, Any], Evaluation, Evaluation]:
     """Evaluate `policy` (acting with its mean) and the naive baseline on the
     held-out days, chained; write `out_dir/eval.json` and the PNG figures.
@@ -36,6 +37,9 @@ def report_run(
     `cost_total`, `voltage_violation_max_pu`, `voltage_violation_sum_pu`,
     `battery_end_violation`, `heat_pump_end_violation` (and a few more), and the
     same figures for the naive baseline under `naive`.
+
+    `label` names the method in the figures (default `method`; the CLI gives the
+    trainer's `display_name`).
 
     **Returns:** `(summary, trained, naive)`.
     """
@@ -55,7 +59,7 @@ def report_run(
     summary["naive"] = naive_summary
     write_evaluation(out, summary)
     if plots:
-        write_figures(env, out, trained, naive, metrics, method)
+        write_figures(env, out, trained, naive, metrics, label or method, feeder=feeder)
     return summary, trained, naive
 
 
@@ -66,42 +70,50 @@ def write_figures(
     naive: Evaluation,
     metrics: list[dict[str, Any]] | None,
     method: str,
+    *,
+    feeder: str = "",
 ) -> list[Path]:
     """The run's figures: training curves, every agent's power on the held-out day
     with the naive baseline's largest voltage violation, that day's voltage envelope,
-    and the cumulative out-of-sample cost."""
+    and the cumulative out-of-sample cost; each titled with `method` and, when
+    given, the `feeder` and the number of homes. **Returns:** the PNGs' paths."""
+    case = f" on {feeder}, {env.n_agents} homes" if feeder else ""
     paths = []
     if metrics:
-        paths.append(plot_training_curves(metrics, out / "training_curves.png"))
-    day = int(np.argmax(naive.daily_voltage_violation_pu))
-    kinds = list(trained.kinds)
-    paths.append(
-        plot_agent_power(
-            np.stack([naive.power_pu[day], trained.power_pu[day]]),
-            out / "agent_power.png",
-            labels=["naive", method],
-            kinds=kinds,
-            title=f"Normalised power of every agent, held-out day {day + 1}",
-            dt_h=env.config.dt_h,
-        )
-    )
-    paths.append(
-        plot_voltage_envelope(
-            trained.v_min_pu[day],
-            trained.v_max_pu[day],
-            out / "voltage_envelope.png",
-            limits=(env.config.v_min_pu, env.config.v_max_pu),
-            other=(naive.v_min_pu[day], naive.v_max_pu[day]),
-            labels=(method, "naive"),
-            title=f"Voltage envelope, held-out day {day + 1}",
-            dt_h=env.config.dt_h,
-        )
-    )
-    paths.append(
-        plot_cumulative_cost(
-            {method: trained.daily_cost, "naive": naive.daily_cost},
-            out / "cumulative_cost.png",
+        paths.append(out / "training_curves.png")
+        plot_training_curves(
+            metrics,
+            paths[-1],
+            title=f"{method}{case}: training curves",
             currency=env.test.currency,
         )
+    day = int(np.argmax(naive.daily_voltage_violation_pu))
+    paths.append(out / "agent_power.png")
+    plot_agent_power(
+        np.stack([naive.power_pu[day], trained.power_pu[day]]),
+        paths[-1],
+        labels=["naive", method],
+        kinds=list(trained.kinds),
+        title=f"Every agent's power on held-out day {day + 1}{case} "
+        "(the naive rule's worst voltage day)",
+        dt_h=env.config.dt_h,
+    )
+    paths.append(out / "voltage_envelope.png")
+    plot_voltage_envelope(
+        trained.v_min_pu[day],
+        trained.v_max_pu[day],
+        paths[-1],
+        limits=(env.config.v_min_pu, env.config.v_max_pu),
+        other=(naive.v_min_pu[day], naive.v_max_pu[day]),
+        labels=(method, "naive"),
+        title=f"Lowest and highest node voltage, held-out day {day + 1}{case}",
+        dt_h=env.config.dt_h,
+    )
+    paths.append(out / "cumulative_cost.png")
+    plot_cumulative_cost(
+        {method: trained.daily_cost, "naive": naive.daily_cost},
+        paths[-1],
+        currency=env.test.currency,
+        title=f"Cumulative held-out cost, {method} and the naive rule{case}",
     )
     return paths

@@ -2,7 +2,8 @@
 
 Figures are built on `matplotlib.figure.Figure` with an Agg canvas, never through
 `pyplot`: no global state, no backend switch in the user's session, safe in threads
-and on headless machines. Every plot function returns the path of the PNG it wrote.
+and on headless machines. Every plot function returns its `Figure` (to inspect,
+restyle or save in another format) and, given a `path`, also writes it as a PNG.
 """
 
 from collections.abc import Mapping, Sequence
@@ -24,10 +25,11 @@ matplotlib's default cycle."""
 _OTHER_COLOURS = ("tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
 
 METRIC_UNITS: dict[str, str] = {
-    "cost": "{currency}/day",
+    "cost": "{currency}/day, all homes",
     "total_cost": "{currency}",
     "lagrangian": "–",
-    "voltage_violation": "0.01 pu, day mean",
+    "lambda_voltage": "–",
+    "voltage_violation": "0.01 p.u., day mean",
     "voltage_violation_max": "p.u.",
     "battery_energy": "–",
     "battery_terminal": "–",
@@ -36,7 +38,23 @@ METRIC_UNITS: dict[str, str] = {
     "generator_ramp": "–",
 }
 """Default unit of each metric name in training curves (`–`: dimensionless, the
-normalised violation channels); `{currency}` is filled in. Override per call."""
+normalised violation channels and the duals); `{currency}` is filled in. Override
+per call."""
+
+METRIC_LABELS: dict[str, str] = {
+    "cost": "operating cost",
+    "lagrangian": "Lagrangian",
+    "lambda_voltage": "voltage dual λ",
+    "voltage_violation": "voltage violation",
+    "voltage_violation_max": "largest voltage violation",
+    "battery_energy": "battery energy violation",
+    "battery_terminal": "battery end-of-day shortfall",
+    "heat_pump_temperature": "heat-pump comfort violation",
+    "heat_pump_terminal": "heat-pump end-of-day deviation",
+    "generator_ramp": "generator ramp violation",
+}
+"""What a reader calls each metric on an axis; a key not listed is shown with its
+underscores as spaces (a dual `lambda_<channel>` as "dual of <channel>")."""
 
 
 def new_figure(figsize: tuple[float, float], dpi: int) -> Figure:
@@ -52,23 +70,27 @@ def new_figure(figsize: tuple[float, float], dpi: int) -> Figure:
     return fig
 
 
-def png_path(path: str | Path) -> Path:
+def png_path(path: str | Path | None) -> Path | None:
     """`path` as a Path, checked to name a PNG (checked before any drawing)."""
+    if path is None:
+        return None
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"plot path {path} must end in .png.")
     return path
 
 
-def save_png(fig: Figure, path: Path) -> Path:
-    """Write `fig` as a PNG at `path` (parent directories created) and return it.
+def finish(fig: Figure, path: Path | None) -> Figure:
+    """Write `fig` as a PNG at `path` when one is given (parent directories
+    created), and return it.
 
     The size in pixels is `figsize * dpi` exactly (no tight bounding box), so that
     figures for a report line up.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=fig.dpi)
-    return path
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, format="png", dpi=fig.dpi)
+    return fig
 
 
 def as_real(name: str, x, ndim: int | tuple[int, ...]) -> np.ndarray:
@@ -97,6 +119,15 @@ def unit_of(key: str, units: Mapping[str, str] | None, currency: str) -> str:
     """The unit of a metric: `units`, else `METRIC_UNITS`, else dimensionless."""
     unit = (units or {}).get(key, METRIC_UNITS.get(key, "–"))
     return unit.format(currency=currency)
+
+
+def label_of(key: str) -> str:
+    """What a reader calls a metric (`METRIC_LABELS`)."""
+    if key in METRIC_LABELS:
+        return METRIC_LABELS[key]
+    if key.startswith("lambda_"):
+        return f"dual of {key.removeprefix('lambda_').replace('_', ' ')}"
+    return key.replace("_", " ")
 
 
 def hours_axis(n_steps: int, dt_h: float) -> np.ndarray:

@@ -6,23 +6,24 @@ from pathlib import Path
 import numpy as np
 from jaxtyping import Float
 from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from .._custom_types import AnyArray
 from ..data import STEP_MINUTES
 from ._common import (
     as_real,
+    finish,
     hours_axis,
     kind_colours,
     new_figure,
     png_path,
-    save_png,
 )
 
 
 def plot_agent_power(
     power: Float[AnyArray, "step agent"] | Float[AnyArray, "panel step agent"],
-    path: str | Path,
+    path: str | Path | None = None,
     *,
     labels: Sequence[str] | None = None,
     kinds: Sequence[str] | None = None,
@@ -30,7 +31,7 @@ def plot_agent_power(
     dt_h: float = STEP_MINUTES / 60,
     figsize: tuple[float, float] | None = None,
     dpi: int = 100,
-) -> Path:
+) -> Figure:
     """Every agent's normalised power over one day, one thin line per agent, coloured
     by device kind (the paper's Fig. 4).
 
@@ -40,7 +41,7 @@ def plot_agent_power(
         consumption, so a generator's output is negative), `(step, agent)`; or
         `(panel, step, agent)` for panels side by side with a shared y axis, e.g.
         unconstrained vs constrained training, or naive vs trained.
-    - `path`: the PNG to write.
+    - `path`: where to write the figure as a PNG; none by default.
     - `labels`: a title for each panel (one per panel).
     - `kinds`: each agent's device kind (`"battery"`, `"heat_pump"`,
         `"generator"`, ...), one per agent; colours the lines and adds a legend.
@@ -49,7 +50,7 @@ def plot_agent_power(
     - `figsize`: inches; by default 5.5 wide per panel and 4 high.
     - `dpi`: pixels per inch.
 
-    **Returns:** `path`.
+    **Returns:** the `Figure`.
     """
     path = png_path(path)
     p = as_real("power", power, (2, 3))
@@ -99,7 +100,7 @@ def plot_agent_power(
         ]
         axes[-1].legend(handles=handles, fontsize="small", loc="best")
     fig.suptitle(title)
-    return save_png(fig, path)
+    return finish(fig, path)
 
 
 def _envelope(name: str, v_min, v_max) -> tuple[np.ndarray, np.ndarray]:
@@ -122,7 +123,7 @@ def _envelope(name: str, v_min, v_max) -> tuple[np.ndarray, np.ndarray]:
 def plot_voltage_envelope(
     v_min: Float[AnyArray, " step"],
     v_max: Float[AnyArray, " step"],
-    path: str | Path,
+    path: str | Path | None = None,
     *,
     limits: tuple[float, float] = (0.95, 1.05),
     other: tuple[Float[AnyArray, " step"], Float[AnyArray, " step"]] | None = None,
@@ -131,14 +132,14 @@ def plot_voltage_envelope(
     dt_h: float = STEP_MINUTES / 60,
     figsize: tuple[float, float] = (8.0, 4.0),
     dpi: int = 100,
-) -> Path:
+) -> Figure:
     """The day's lowest and highest node voltage at each step, against the limits.
 
     **Arguments:**
 
     - `v_min`, `v_max`: the lowest and highest voltage magnitude over all nodes and
         phases at each step, p.u.
-    - `path`: the PNG to write.
+    - `path`: where to write the figure as a PNG; none by default.
     - `limits`: the voltage limits, p.u. (DESIGN §3: 0.95 and 1.05).
     - `other`: a second method's `(v_min, v_max)` to overlay, e.g. the naive
         baseline or the unconstrained policy.
@@ -148,7 +149,7 @@ def plot_voltage_envelope(
     - `figsize`: inches.
     - `dpi`: pixels per inch.
 
-    **Returns:** `path`.
+    **Returns:** the `Figure`.
     """
     path = png_path(path)
     lo, hi = _envelope("", v_min, v_max)
@@ -181,4 +182,4 @@ def plot_voltage_envelope(
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small", loc="best")
     ax.set_title(title)
-    return save_png(fig, path)
+    return finish(fig, path)

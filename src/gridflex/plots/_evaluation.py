@@ -5,34 +5,39 @@ from pathlib import Path
 
 import numpy as np
 from jaxtyping import Float
+from matplotlib.figure import Figure
 
 from .._custom_types import AnyArray
-from ._common import as_real, new_figure, png_path, save_png
+from ._common import as_real, finish, new_figure, png_path
+
+
+BASELINE = "naive"
 
 
 def plot_cumulative_cost(
     costs: Mapping[str, Float[AnyArray, " day"]],
-    path: str | Path,
+    path: str | Path | None = None,
     *,
     currency: str = "GBP",
     title: str = "Cumulative out-of-sample cost",
     figsize: tuple[float, float] = (8.0, 4.5),
     dpi: int = 100,
-) -> Path:
+) -> Figure:
     """Each method's cumulative operating cost over consecutive held-out days (the
-    paper's Fig. 7); the legend gives each method's total.
+    paper's Fig. 7); the legend gives each method's total, and a method named
+    `"naive"` (the rule-based baseline) is drawn grey and dashed.
 
     **Arguments:**
 
     - `costs`: method name -> total operating cost of the population on each
         held-out day, in `currency`; all methods over the same days.
-    - `path`: the PNG to write.
+    - `path`: where to write the figure as a PNG; none by default.
     - `currency`: the tariff's currency, for the axis label.
     - `title`: the figure's title.
     - `figsize`: inches.
     - `dpi`: pixels per inch.
 
-    **Returns:** `path`.
+    **Returns:** the `Figure`.
     """
     path = png_path(path)
     if not costs:
@@ -51,10 +56,20 @@ def plot_cumulative_cost(
         total = np.cumsum(c)
         days = np.arange(1, c.size + 1)
         label = f"{name} ({total[-1]:,.0f} {currency})"
-        ax.plot(days, total, marker="o", markersize=3, linewidth=1.2, label=label)
+        baseline = name == BASELINE
+        ax.plot(
+            days,
+            total,
+            marker="o",
+            markersize=3,
+            linewidth=1.2,
+            label=label,
+            color="0.45" if baseline else None,
+            linestyle="--" if baseline else "-",
+        )
     ax.set_xlabel("held-out day [–]")
     ax.set_ylabel(f"cumulative cost [{currency}]")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small", loc="upper left")
     ax.set_title(title)
-    return save_png(fig, path)
+    return finish(fig, path)

@@ -18,7 +18,7 @@ failed power flow are masked out of `g` and counted.
 
 import abc
 import dataclasses
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import equinox as eqx
 import jax
@@ -34,6 +34,12 @@ from ..policies import (
     GaussianMLPPolicy,
     PolicyConfig,
 )
+
+
+if TYPE_CHECKING:
+    from typing import ClassVar as AbstractClassVar
+else:
+    from equinox import AbstractClassVar
 
 
 class TrainState(eqx.Module):
@@ -73,6 +79,10 @@ class AbstractTrainer(eqx.Module):
     trainer, with checkpoints, metrics and resume. The helpers in this module
     (`init_state`, `batch_gradient`, `policy_outputs`, `dual_update`,
     `apply_updates`) are the shared machinery."""
+
+    display_name: AbstractClassVar[str]
+    """The method's name as readers know it (legends, reports): `"GradMA-RPO"` for
+    the class `GradMARPO` that `--method gradma_rpo` picks."""
 
     n_dual: eqx.AbstractVar[int]
     n_primal: eqx.AbstractVar[int]

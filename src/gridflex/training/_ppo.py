@@ -622,6 +622,8 @@ class IPPO(AbstractTrainer):
     standard deviation 1.0, entropy 0.005. `ppo`: the PPO settings (`PPOConfig`).
     """
 
+    display_name: ClassVar[str] = "IPPO"
+
     n_dual: int = 40
     n_primal: int = 30
     batch: int = 500
@@ -649,6 +651,8 @@ class MAPPO(AbstractTrainer):
     `"per_agent"` (`PerAgentCentralCritic`, one centralised critic per agent as the
     MAPPO authors' `separated` runner builds; quadratic in the agents).
     """
+
+    display_name: ClassVar[str] = "MAPPO"
 
     n_dual: int = 40
     n_primal: int = 30

@@ -24,6 +24,8 @@ surrogate is a mean over samples, and a full-batch inner loop would cost several
 rollouts).
 """
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -133,6 +135,8 @@ class GradMA(AbstractTrainer):
     `scale_free=False` is the paper's plain GradMA.
     """
 
+    display_name: ClassVar[str] = "GradMA"
+
     n_dual: int = 20
     n_primal: int = 60
     batch: int = 500
@@ -227,6 +231,8 @@ class GradMAP(AbstractTrainer):
     inner updates once a minibatch has moved further than that: a safety net for a
     step whose sensitivity changed abruptly, not the regulator of the step.
     """
+
+    display_name: ClassVar[str] = "GradMAP"
 
     n_dual: int = 20
     n_primal: int = 10
@@ -382,6 +388,8 @@ class GradMARPO(AbstractTrainer):
     `beta` is: the first-order term grows with the dual variables, and a fixed
     weight would let the KL term fade as they do. Like PPO implementations, the
     inner updates stop once a minibatch's KL exceeds `1.5 * target_kl`."""
+
+    display_name: ClassVar[str] = "GradMA-RPO"
 
     n_dual: int = 20
     n_primal: int = 10
