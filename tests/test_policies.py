@@ -61,6 +61,18 @@ def test_shapes(rng, policy, n_agents):
     assert policy.n_parameters == n_agents * per_agent_count(8, (16,))
 
 
+def test_batched_equals_the_mapped_policy(rng, policy):
+    # the trainers' layout (agents leading) gives what __call__ gives sample by
+    # sample, over any leading axes
+    policy = jiggle(policy, rng)
+    obs = obs_for(rng, N, 8, 3, 5)
+    mu, log_std = policy.batched(obs)
+    want_mu, want_ls = jax.vmap(jax.vmap(policy))(obs)
+    assert mu.shape == log_std.shape == (3, 5, N)
+    np.testing.assert_allclose(mu, want_mu, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(log_std, want_ls, rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("hidden, activation", [((), "tanh"), ((8, 4, 3), "relu")])
 def test_configurable_depth_width_activation(rng, hidden, activation):
     policy = gp.GaussianMLPPolicy.init(

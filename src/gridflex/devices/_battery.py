@@ -9,7 +9,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
 from .._misc import as_float
 from ._base import AbstractDevice, DeviceInputs, DeviceStep
-from ._checks import as_number, as_params, check_positive_scale, check_range
+from ._checks import as_number, check_positive_scale, check_range, set_params
 from ._ops import clip, relu, uniform
 from ._sampling import draw_uniform, resolve_ranges
 
@@ -127,7 +127,8 @@ class Battery(AbstractDevice[Float[Array, ""]]):
         )
         e_req = e_min if e_req_kwh is None else e_req_kwh
         e_init = (e_min + e_max) / 2 if e_init_kwh is None else e_init_kwh
-        p = as_params(
+        set_params(
+            self,
             "Battery",
             capacity_kwh=capacity,
             p_max_kw=p_max_kw,
@@ -140,16 +141,6 @@ class Battery(AbstractDevice[Float[Array, ""]]):
             eta_b=eta_b,
             c_deg_per_kwh=c_deg_per_kwh,
         )
-        self.capacity_kwh = p["capacity_kwh"]
-        self.p_max_kw = p["p_max_kw"]
-        self.e_min_kwh = p["e_min_kwh"]
-        self.e_max_kwh = p["e_max_kwh"]
-        self.e_req_kwh = p["e_req_kwh"]
-        self.e_init_kwh = p["e_init_kwh"]
-        self.eta_max = p["eta_max"]
-        self.eta_a = p["eta_a"]
-        self.eta_b = p["eta_b"]
-        self.c_deg_per_kwh = p["c_deg_per_kwh"]
 
     def __check_init__(self):
         check_range(

@@ -44,6 +44,13 @@ def as_params(owner: str, **values: ArrayLike) -> dict[str, Array]:
     return {name: jnp.broadcast_to(a, shape) for name, a in arrays.items()}
 
 
+def set_params(module: object, owner: str, **values: ArrayLike) -> None:
+    """Set each of a device's parameters on `module` (in its `__init__`), cast and
+    broadcast by `as_params`: the parameters are listed once, in the call."""
+    for name, value in as_params(owner, **values).items():
+        setattr(module, name, value)
+
+
 def check_shapes(owner: str, **values: Array) -> None:
     """Every parameter has the same shape (`()` for one home, `(n,)` for n homes)."""
     shapes = {name: tuple(jnp.shape(v)) for name, v in values.items()}

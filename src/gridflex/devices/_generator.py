@@ -9,7 +9,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
 from .._misc import as_float
 from ._base import AbstractDevice, DeviceInputs, DeviceStep
-from ._checks import as_number, as_params, check_positive_scale, check_range
+from ._checks import as_number, check_positive_scale, check_range, set_params
 from ._ops import clip, relu, uniform
 from ._sampling import draw_uniform, resolve_ranges
 
@@ -84,7 +84,8 @@ class Generator(AbstractDevice[Float[Array, ""]]):
         g_init_kw: Real[ArrayLike, "..."] = 0.0,
     ):
         g_max = as_number("Generator", "g_max_kw", g_max_kw)
-        p = as_params(
+        set_params(
+            self,
             "Generator",
             g_max_kw=g_max,
             r_up_kw_per_step=g_max if r_up_kw_per_step is None else r_up_kw_per_step,
@@ -95,12 +96,6 @@ class Generator(AbstractDevice[Float[Array, ""]]):
             c2_per_kw2h=c2_per_kw2h,
             g_init_kw=g_init_kw,
         )
-        self.g_max_kw = p["g_max_kw"]
-        self.r_up_kw_per_step = p["r_up_kw_per_step"]
-        self.r_down_kw_per_step = p["r_down_kw_per_step"]
-        self.c1_per_kwh = p["c1_per_kwh"]
-        self.c2_per_kw2h = p["c2_per_kw2h"]
-        self.g_init_kw = p["g_init_kw"]
 
     def __check_init__(self):
         check_range("Generator", "g_max_kw", self.g_max_kw, lo=0.0, lo_open=True)

@@ -14,7 +14,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
 from .._misc import as_float
 from ._base import AbstractDevice, DeviceInputs, DeviceStep
-from ._checks import as_number, as_params, check_positive_scale, check_range
+from ._checks import as_number, check_positive_scale, check_range, set_params
 from ._ops import clip, relu, uniform
 from ._sampling import draw_uniform, resolve_ranges
 
@@ -169,7 +169,8 @@ class HeatPump(AbstractDevice[HeatPumpState]):
             lo = as_number("HeatPump", "theta_min_c", theta_min_c)
             hi = as_number("HeatPump", "theta_max_c", theta_max_c)
             theta_ref_c = (lo + hi) / 2
-        p = as_params(
+        set_params(
+            self,
             "HeatPump",
             r_c_per_kw=r_c_per_kw,
             c_kwh_per_c=c_kwh_per_c,
@@ -182,16 +183,6 @@ class HeatPump(AbstractDevice[HeatPumpState]):
             cop_slope_per_c=cop_slope_per_c,
             c_wear_per_kw=c_wear_per_kw,
         )
-        self.r_c_per_kw = p["r_c_per_kw"]
-        self.c_kwh_per_c = p["c_kwh_per_c"]
-        self.p_max_kw = p["p_max_kw"]
-        self.theta_min_c = p["theta_min_c"]
-        self.theta_max_c = p["theta_max_c"]
-        self.theta_ref_c = p["theta_ref_c"]
-        self.theta_tol_c = p["theta_tol_c"]
-        self.cop0 = p["cop0"]
-        self.cop_slope_per_c = p["cop_slope_per_c"]
-        self.c_wear_per_kw = p["c_wear_per_kw"]
 
     def __check_init__(self):
         positive = {"lo": 0.0, "lo_open": True}

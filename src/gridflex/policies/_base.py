@@ -43,6 +43,25 @@ class AbstractPolicy(eqx.Module):
         """
 
     @abc.abstractmethod
+    def batched(
+        self, obs: Float[Array, "*batch agent obs"]
+    ) -> tuple[Float[Array, "*batch agent"], Float[Array, "*batch agent"]]:
+        """`(mu, log_std)` at many observations at once: the recorded steps of
+        recorded episodes, any number of leading axes. The trainers' inner updates
+        run on this, so a policy lays the batch out as suits its parameters (a
+        stack of per-agent networks: agents leading, one product per layer over all
+        of an agent's samples); the result equals `__call__` mapped over the
+        leading axes.
+
+        **Arguments:**
+
+        - `obs`: observation rows, the agent and observation axes last.
+
+        **Returns:** the mean and the log standard deviation, the shape of `obs`
+        without its last axis.
+        """
+
+    @abc.abstractmethod
     def agent(self, i: int) -> eqx.Module:
         """Agent `i`'s own policy, for deployment at one home or for inspection.
 

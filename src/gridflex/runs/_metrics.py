@@ -10,12 +10,12 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 
 from ._atomic import atomic_write_text, remove_stale_temporaries
+from ._closing import ClosedOnExit
 
 
 METRICS_FILE = "metrics.jsonl"
@@ -129,7 +129,7 @@ def format_steps(steps: list[int]) -> str:
     return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs)
 
 
-class MetricsWriter:
+class MetricsWriter(ClosedOnExit):
     """Appends one JSON object per line to a metrics file, durably.
 
     Never truncates on its own: a resumed run appends to the same file. On opening,
@@ -187,14 +187,3 @@ class MetricsWriter:
     def close(self) -> None:
         """Close the file (further writes raise)."""
         self._file.close()
-
-    def __enter__(self) -> "MetricsWriter":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -9,10 +9,11 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
-from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from ._closing import ClosedOnExit
 
 
 @runtime_checkable
@@ -83,7 +84,7 @@ def format_progress(fields: Mapping[str, Any], elapsed_s: float) -> str:
     return " | ".join(" ".join(group) for group in groups)
 
 
-class ProgressBar:
+class ProgressBar(ClosedOnExit):
     """A one-line progress display on stderr (or any text stream).
 
     ```python
@@ -172,14 +173,3 @@ class ProgressBar:
             self.stream.write("\n")
             self.stream.flush()
             self._open_line = False
-
-    def __enter__(self) -> "ProgressBar":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

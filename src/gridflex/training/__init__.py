@@ -29,6 +29,7 @@ from ._output_space import (
 )
 from ._ppo import (
     AbstractCritic as AbstractCritic,
+    AbstractPPO as AbstractPPO,
     CentralCritic as CentralCritic,
     clipped_surrogate as clipped_surrogate,
     gae as gae,
@@ -52,6 +53,7 @@ from ._trainers import (
 
 __all__ = [
     "AbstractCritic",
+    "AbstractPPO",
     "AbstractTrainer",
     "apply_updates",
     "batch_gradient",

@@ -249,24 +249,9 @@ def batch_gradient(
 def policy_outputs(
     policy: AbstractPolicy, obs: Float[Array, "*batch agent obs"]
 ) -> tuple[Float[Array, "*batch agent 2"], Float[Array, "*batch agent"]]:
-    """`o = (mu, sigma)` and `log_std` at recorded observations (any leading axes)."""
-    if isinstance(policy, GaussianMLPPolicy):
-        return _agent_major_outputs(policy, obs)
-    flat = obs.reshape((-1,) + obs.shape[-2:])
-    mu, log_std = jax.vmap(policy)(flat)
-    o = jnp.stack([mu, jnp.exp(log_std)], axis=-1)
-    return o.reshape(obs.shape[:-1] + (2,)), log_std.reshape(obs.shape[:-1])
-
-
-def _agent_major_outputs(policy, obs):
-    """Like `policy_outputs` for a `GaussianMLPPolicy`, laid out agent-major: one
-    batched matmul per layer over every sample of an agent (about 1.5x faster on the
-    cached data than vmapping the policy over samples)."""
-    n, d = obs.shape[-2:]
-    x = jnp.moveaxis(obs.reshape(-1, n, d), 1, 0)
-    mu, log_std = eqx.filter_vmap(lambda m, xb: jax.vmap(m)(xb))(policy.mlp, x)
-    mu = jnp.moveaxis(mu, 0, 1).reshape(obs.shape[:-1])
-    log_std = jnp.moveaxis(log_std, 0, 1).reshape(obs.shape[:-1])
+    """`o = (mu, sigma)` and `log_std` at recorded observations (any leading axes),
+    by the policy's own `batched`."""
+    mu, log_std = policy.batched(obs)
     return jnp.stack([mu, jnp.exp(log_std)], axis=-1), log_std
 
 

@@ -211,6 +211,14 @@ class AbstractCritic(eqx.Module):
 
     per_agent: AbstractClassVar[bool]
 
+    @classmethod
+    @abc.abstractmethod
+    def init(
+        cls, key: PRNGKeyArray, n_agents: int, obs_dim: int, hidden: tuple[int, ...]
+    ) -> "AbstractCritic":
+        """A freshly initialised critic for `n_agents` agents observing `obs_dim`
+        numbers each, with hidden layers of the sizes `hidden`."""
+
     @abc.abstractmethod
     def __call__(
         self, obs: Float[Array, "step agent obs"]
@@ -418,7 +426,12 @@ def _weighted_mean(x: Array, w: Array) -> Array:
     return total / jnp.maximum(jnp.sum(w, axis=0), 1.0)
 
 
-def _ppo_init(trainer, env: Environment, key: PRNGKeyArray, critic_cls) -> TrainState:
+def _ppo_init(
+    trainer: "AbstractPPO",
+    env: Environment,
+    key: PRNGKeyArray,
+    critic_cls: type[AbstractCritic],
+) -> TrainState:
     k_state, k_critic = jax.random.split(key)
     cfg: PPOConfig = trainer.ppo
     critic = critic_cls.init(k_critic, env.n_agents, len(OBS_NAMES), cfg.critic_hidden)
@@ -539,7 +552,9 @@ def _critic_loss(critic: AbstractCritic, mb: _Samples, cfg: PPOConfig):
     return (jnp.sum if critic.per_agent else jnp.mean)(per_agent), per_agent
 
 
-def _fit(trainer, state: TrainState, samples: _Samples, key: PRNGKeyArray):
+def _fit(
+    trainer: "AbstractPPO", state: TrainState, samples: _Samples, key: PRNGKeyArray
+):
     """`epochs` passes of `minibatches` updates of the actors and the critic.
 
     **Returns:** `(policy, actor optimiser state, critic, critic optimiser state,
@@ -585,7 +600,7 @@ def _fit(trainer, state: TrainState, samples: _Samples, key: PRNGKeyArray):
     return policy, a_opt, critic, c_opt, {k: jnp.mean(v) for k, v in aux.items()}
 
 
-def _ppo_step(trainer, env: Environment, state: TrainState):
+def _ppo_step(trainer: "AbstractPPO", env: Environment, state: TrainState):
     key, k_days, k_roll, k_fit = jax.random.split(state.key, 4)
     days = sample_days(k_days, env, trainer.batch)
     tr = transitions(env, state.policy, state.lambdas, k_roll, days)
@@ -614,7 +629,31 @@ def _ppo_step(trainer, env: Environment, state: TrainState):
     return new, metrics
 
 
-class IPPO(AbstractTrainer):
+class AbstractPPO(AbstractTrainer):
+    """An on-policy trainer in the PPO family: independent actors, a critic of the
+    design `critic_type` names, rewards from the per-step Lagrangian, and PPO's
+    clipped updates (`PPOConfig`). `IPPO` and `MAPPO` differ only in the critic; a
+    new design is a final subclass with the settings as fields and its own
+    `critic_type`."""
+
+    entropy: eqx.AbstractVar[float]
+    ppo: eqx.AbstractVar[PPOConfig]
+    policy: eqx.AbstractVar[PolicyConfig]
+
+    @abc.abstractmethod
+    def critic_type(self) -> type[AbstractCritic]:
+        """The critic design this trainer builds (`init` makes one)."""
+
+    def init(self, env: Environment, key: PRNGKeyArray) -> TrainState:
+        return _ppo_init(self, env, key, self.critic_type())
+
+    def step(
+        self, env: Environment, state: TrainState
+    ) -> tuple[TrainState, dict[str, Float[Array, ""]]]:
+        return _ppo_step(self, env, state)
+
+
+class IPPO(AbstractPPO):
     """Independent PPO: every agent learns alone, with its own actor and its own
     critic on its own observation (`LocalCritic`), from its own rewards.
 
@@ -632,16 +671,11 @@ class IPPO(AbstractTrainer):
     ppo: PPOConfig = PPOConfig()
     policy: PolicyConfig = PolicyConfig(init_log_std=0.0)
 
-    def init(self, env: Environment, key: PRNGKeyArray) -> TrainState:
-        return _ppo_init(self, env, key, LocalCritic)
-
-    def step(
-        self, env: Environment, state: TrainState
-    ) -> tuple[TrainState, dict[str, Float[Array, ""]]]:
-        return _ppo_step(self, env, state)
+    def critic_type(self) -> type[AbstractCritic]:
+        return LocalCritic
 
 
-class MAPPO(AbstractTrainer):
+class MAPPO(AbstractPPO):
     """Multi-agent PPO: independent actors, one centralised critic (`CentralCritic`)
     fed every agent's observation and returning a value per agent (the paper's
     choice), used in training only: the actors still act on local observations.
@@ -670,10 +704,5 @@ class MAPPO(AbstractTrainer):
                 f"{', '.join(MAPPO_CRITICS)}."
             )
 
-    def init(self, env: Environment, key: PRNGKeyArray) -> TrainState:
-        return _ppo_init(self, env, key, MAPPO_CRITICS[self.critic])
-
-    def step(
-        self, env: Environment, state: TrainState
-    ) -> tuple[TrainState, dict[str, Float[Array, ""]]]:
-        return _ppo_step(self, env, state)
+    def critic_type(self) -> type[AbstractCritic]:
+        return MAPPO_CRITICS[self.critic]
