@@ -283,6 +283,28 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, method):
         }
 
 
+def test_an_optimiser_set_in_python_replaces_adam():
+    # a zero-step optimiser leaves the actors where they were; the default Adam moves
+    # them: the field is what the step uses
+    e = env()
+    frozen = GradMA(n_dual=2, n_primal=10, batch=16, optimiser=optax.sgd(0.0))
+    state = frozen.init(e, jax.random.key(0))
+    after, _ = eqx.filter_jit(frozen.step)(e, state)
+    before_leaves = jax.tree.leaves(eqx.filter(state.policy, eqx.is_array))
+    after_leaves = jax.tree.leaves(eqx.filter(after.policy, eqx.is_array))
+    assert all(np.array_equal(a, b) for a, b in zip(before_leaves, after_leaves))
+    adam = LEARNERS["gradma"]
+    moved, _ = eqx.filter_jit(adam.step)(e, adam.init(e, jax.random.key(0)))
+    moved_leaves = jax.tree.leaves(eqx.filter(moved.policy, eqx.is_array))
+    assert not all(np.array_equal(a, b) for a, b in zip(before_leaves, moved_leaves))
+    # Python only: a run's config holds no optimiser, and builds the default
+    config = default_config()
+    for method in ("gradma", "gradma_rpo", "ippo", "mappo"):
+        assert not {"optimiser", "critic_optimiser"} & set(config[method])
+    config["run"]["method"] = "gradma"
+    assert trainer_from_config(config).optimiser is None
+
+
 def test_refuses_to_overwrite_a_run(tmp_path):
     from gridflex.cli import main
 

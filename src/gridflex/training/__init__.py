@@ -3,6 +3,7 @@ through the environment's gradient, IPPO and MAPPO from per-agent rewards."""
 
 from ._base import (
     AbstractTrainer as AbstractTrainer,
+    adam_unless as adam_unless,
     apply_updates as apply_updates,
     batch_gradient as batch_gradient,
     dual_update as dual_update,
@@ -11,6 +12,7 @@ from ._base import (
     init_state as init_state,
     next_state as next_state,
     objective_gradient as objective_gradient,
+    optimiser_field as optimiser_field,
     policy_outputs as policy_outputs,
     rollout_metrics as rollout_metrics,
     sample_days as sample_days,
@@ -72,7 +74,9 @@ __all__ = [
     "GradMAP",
     "GradMAPState",
     "GradMARPO",
+    "adam_unless",
     "init_state",
+    "optimiser_field",
     "IPPO",
     "LocalCritic",
     "MAPPO",

@@ -42,6 +42,22 @@ else:
     from equinox import AbstractClassVar
 
 
+def optimiser_field() -> Any:
+    """A trainer's `optimiser` setting: an optax transformation that replaces the
+    default Adam at the trainer's learning rate, to compose with optax
+    (`optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(1e-3))`). Set in
+    Python only: a run's `config.toml` holds numbers and names, so the CLI trains
+    with the default, and resuming a checkpoint needs the same optimiser."""
+    return eqx.field(default=None, static=True, metadata={"config": False})
+
+
+def adam_unless(
+    optimiser: optax.GradientTransformation | None, lr: float
+) -> optax.GradientTransformation:
+    """`optimiser`, or Adam at `lr` when none is set."""
+    return optax.adam(lr) if optimiser is None else optimiser
+
+
 class TrainState(eqx.Module):
     """Everything a run needs to continue exactly where it stopped.
 

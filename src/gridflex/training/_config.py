@@ -31,15 +31,23 @@ def _trainer_defaults(cls: type[AbstractTrainer]) -> dict[str, Any]:
     Module (`policy: PolicyConfig`, `ppo: PPOConfig`) contributes its fields, so a
     user writes `trainer.hidden` or `ippo.clip`, not a nested table."""
     out: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):  # pyright: ignore[reportArgumentType]
-        if f.default is dataclasses.MISSING:
-            continue
+    for f in _settings(cls):
         if isinstance(f.default, eqx.Module):
-            for g in dataclasses.fields(f.default):  # pyright: ignore[reportArgumentType]
+            for g in _settings(type(f.default)):
                 _put(out, g.name, _plain(getattr(f.default, g.name)), cls)
         else:
             _put(out, f.name, _plain(f.default), cls)
     return out
+
+
+def _settings(cls: type) -> list[dataclasses.Field]:
+    """The fields a run's `config.toml` holds: those with a default, less the
+    Python-only ones (an `optimiser_field`)."""
+    return [
+        f
+        for f in dataclasses.fields(cls)
+        if f.default is not dataclasses.MISSING and f.metadata.get("config", True)
+    ]
 
 
 def _put(table: dict[str, Any], key: str, value: Any, cls: type) -> None:

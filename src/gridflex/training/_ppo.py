@@ -42,9 +42,11 @@ from ..policies import (
 )
 from ._base import (
     AbstractTrainer,
+    adam_unless,
     apply_updates,
     init_state,
     next_state,
+    optimiser_field,
     policy_outputs,
     rollout_metrics,
     sample_days,
@@ -362,6 +364,9 @@ class PPOConfig(eqx.Module):
     - `epochs`, `minibatches`: passes over each batch and minibatches per pass
         (10 x 8 = Table I's 80 inner updates).
     - `lr`, `critic_lr`: Adam learning rates (the MAPPO code's 5e-4).
+    - `optimiser`, `critic_optimiser`: optax transformations replacing the actors'
+        and the critic's Adam (`optimiser_field`; Python only); the gradient-norm
+        clip below still applies first.
     - `max_grad_norm`: gradient-norm clip, per agent (and for MAPPO's shared critic,
         of the whole critic).
     - `huber_delta`: the value loss's Huber threshold (normalised units).
@@ -385,6 +390,8 @@ class PPOConfig(eqx.Module):
     critic_hidden: tuple[int, ...] = eqx.field(
         default=(64, 64), converter=lambda h: tuple(int(x) for x in h)
     )
+    optimiser: optax.GradientTransformation | None = optimiser_field()
+    critic_optimiser: optax.GradientTransformation | None = optimiser_field()
 
     def __check_init__(self):
         for name, low, high in (
@@ -438,7 +445,7 @@ def _ppo_init(
     dtype = default_float()
     zeros = jnp.zeros(env.n_agents, dtype)
     with jax.numpy_dtype_promotion("standard"):
-        critic_opt_state = optax.adam(cfg.critic_lr).init(
+        critic_opt_state = adam_unless(cfg.critic_optimiser, cfg.critic_lr).init(
             eqx.filter(critic, eqx.is_inexact_array)
         )
     extra = PPOState(
@@ -449,7 +456,12 @@ def _ppo_init(
         debias=jnp.zeros((), dtype),
     )
     return init_state(
-        trainer, env, k_state, optax.adam(cfg.lr), trainer.policy, extra=extra
+        trainer,
+        env,
+        k_state,
+        adam_unless(cfg.optimiser, cfg.lr),
+        trainer.policy,
+        extra=extra,
     )
 
 
@@ -568,7 +580,8 @@ def _fit(
             f"PPOConfig.minibatches = {cfg.minibatches} exceeds the {n_samples} "
             "samples per agent of a batch; use fewer minibatches or a larger batch."
         )
-    actor_opt, critic_opt = optax.adam(cfg.lr), optax.adam(cfg.critic_lr)
+    actor_opt = adam_unless(cfg.optimiser, cfg.lr)
+    critic_opt = adam_unless(cfg.critic_optimiser, cfg.critic_lr)
     clip_critic = _clip_per_agent if ppo.critic.per_agent else _clip_global
 
     def update(carry, idx):

@@ -37,21 +37,19 @@ from ..env import Environment
 from ..policies import gaussian_kl, gaussian_log_prob, PolicyConfig
 from ._base import (
     AbstractTrainer,
+    adam_unless,
     apply_updates,
     batch_gradient,
     init_state,
     mean_entropy,
     next_state,
     objective_gradient,
+    optimiser_field,
     policy_outputs,
     step_metrics,
     TrainState,
 )
 from ._output_space import gauss_newton, output_space_sgd
-
-
-def _adam(lr: float | Float[Array, ""]) -> optax.GradientTransformation:
-    return optax.adam(lr)
 
 
 def _rms(g: Float[Array, "..."]) -> Float[Array, ""]:
@@ -145,9 +143,12 @@ class GradMA(AbstractTrainer):
     entropy: float = 0.01
     scale_free: bool = True
     policy: PolicyConfig = PolicyConfig()
+    optimiser: optax.GradientTransformation | None = optimiser_field()
 
     def init(self, env: Environment, key: PRNGKeyArray) -> TrainState:
-        return init_state(self, env, key, _adam(self.lr), self.policy)
+        return init_state(
+            self, env, key, adam_unless(self.optimiser, self.lr), self.policy
+        )
 
     def step(
         self, env: Environment, state: TrainState
@@ -164,7 +165,7 @@ class GradMA(AbstractTrainer):
 
         grads = eqx.filter_grad(loss)(state.policy)
         policy, opt_state = apply_updates(
-            _adam(self.lr), state.policy, grads, state.opt_state
+            adam_unless(self.optimiser, self.lr), state.policy, grads, state.opt_state
         )
         new = next_state(
             self,
@@ -403,9 +404,12 @@ class GradMARPO(AbstractTrainer):
     target_kl: float = 0.02
     minibatch: int = 64
     policy: PolicyConfig = PolicyConfig()
+    optimiser: optax.GradientTransformation | None = optimiser_field()
 
     def init(self, env: Environment, key: PRNGKeyArray) -> TrainState:
-        return init_state(self, env, key, _adam(self.lr), self.policy)
+        return init_state(
+            self, env, key, adam_unless(self.optimiser, self.lr), self.policy
+        )
 
     def step(
         self, env: Environment, state: TrainState
@@ -432,7 +436,7 @@ class GradMARPO(AbstractTrainer):
 
         policy, opt_state, made = _inner_loop(
             surrogate,
-            _adam(self.lr),
+            adam_unless(self.optimiser, self.lr),
             state.policy,
             k_inner,
             self.inner_steps,
