@@ -671,3 +671,17 @@ def test_an_empty_csv_names_the_file(tmp_path):
         gd.read_lcl_csv(empty)
     with pytest.raises(ValueError, match="empty.csv: the file is empty"):
         gd.read_timeseries_csv(empty, time_column="t", value_column="v", unit="kW")
+
+
+def test_a_misspelt_option_is_refused_by_name(tmp_path):
+    # the readers take their options as keywords (ReadOptions, RepairOptions): a
+    # misspelt one raises as Python does, and names the ones there are
+    series = pd.Series(
+        np.ones(96), index=pd.date_range("2024-01-01", periods=96, freq="15min")
+    )
+    with pytest.raises(TypeError, match="to_steps.*'reapir'.*max_gap, method"):
+        gd.to_steps(series, unit="kW", reapir="interpolate")  # pyright: ignore
+    lcl = tmp_path / "lcl.csv"
+    lcl.write_text("LCLid,DateTime,KWH/hh (per half hour)\nMAC1,2024-01-01 00:00,1\n")
+    with pytest.raises(TypeError, match="read_lcl_csv.*'method'.*label, max_gap"):
+        gd.read_lcl_csv(lcl, method="hold")  # pyright: ignore

@@ -10,11 +10,12 @@ problem found; with `repair="interpolate"` the repairable ones are repaired, lis
 `series.attrs["repairs"]` and announced by a `RepairWarning`.
 """
 
+import dataclasses
 import datetime
 import os
 import warnings
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -115,7 +116,318 @@ def _parse_times(raw: pd.Series, date_format: str | None) -> np.ndarray:
 _NAT = np.iinfo(np.int64).min
 
 
-def _core(
+class RepairOptions(TypedDict, total=False):
+    """How a reader repairs a series and which span it needs (each documented on
+    `to_steps`): `label`, `repair`, `max_gap`, `min_days`. The Low Carbon London
+    readers take these; their unit and resampling are the format's."""
+
+    label: Label
+    repair: Repair
+    max_gap: str | datetime.timedelta
+    min_days: float
+
+
+class ReadOptions(RepairOptions, total=False):
+    """`RepairOptions` and how the values are resampled and bounded: `method`,
+    `plausible` (see `to_steps`). `to_steps` and `read_timeseries_csv` take these."""
+
+    method: ResampleMethod
+    plausible: tuple[float, float] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """`ReadOptions` with every default filled in."""
+
+    label: Label = "start"
+    repair: Repair = None
+    max_gap: str | datetime.timedelta = "1h"
+    min_days: float = 1.0
+    method: ResampleMethod = None
+    plausible: tuple[float, float] | None = None
+
+
+def _options(caller: str, given: Mapping[str, Any], allowed: type) -> _Options:
+    """The options a reader was given, with the defaults; an unknown name raises as
+    Python does for a misspelt keyword argument."""
+    names = allowed.__required_keys__ | allowed.__optional_keys__
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise TypeError(
+            f"{caller}() got an unexpected keyword argument {unknown[0]!r}; its "
+            f"options are {', '.join(sorted(names))}."
+        )
+    return _Options(**given)
+
+
+class _Check:
+    """One series on its way to 15-minute steps: each stage checks (and, with
+    `repair="interpolate"`, repairs) one aspect, collecting every problem so that
+    one error lists them all. The stages run in order (`_to_steps`); a stage after
+    which nothing sensible can follow raises at once."""
+
+    def __init__(self, times, lines, source: str, column: str, options: _Options):
+        self.times, self.lines = times, lines
+        self.source, self.column = source, column
+        self.repair = options.repair
+        self.gap_limit = int(pd.Timedelta(options.max_gap).total_seconds())
+        self.min_days = options.min_days
+        self.problems: list[str] = []
+        self.repairs: list[str] = []
+
+    def where(self, i, t=None) -> str:
+        """Row i, at its time or at time t."""
+        at = _fmt_time(int(self.times[i]) if t is None else int(t))
+        return f"line {self.lines[i]} ({at})" if self.lines is not None else at
+
+    def fail(self) -> TimeSeriesError:
+        return TimeSeriesError(self.source, self.column, self.problems)
+
+    def values(self, raw: pd.Series) -> None:
+        """Numbers, or missing (empty, NaN, or text such as LCL's "Null"); rows with
+        unreadable timestamps dropped."""
+        bad_time = self.times == _NAT
+        if pd.api.types.is_numeric_dtype(raw.dtype):
+            values = np.asarray(raw, dtype=np.float64)
+            self.text_values: list[str] = []
+        else:
+            text = raw.astype("string").str.strip().fillna("")
+            values = np.asarray(pd.to_numeric(text, errors="coerce"), dtype=np.float64)
+            self.text_values = [
+                f"{self.where(i)}: {text.iloc[i]!r}"
+                for i in np.flatnonzero(np.isnan(values) & ~bad_time)
+                if text.iloc[i].lower() not in ("", "nan")
+            ]
+        if bad_time.any():
+            rows = np.flatnonzero(bad_time)
+            lines = self.lines
+            at = [f"line {lines[i]}" if lines is not None else f"row {i}" for i in rows]
+            self.problems.append(
+                f"{len(rows)} timestamp(s) could not be read: {_more(at)}"
+            )
+        keep = ~bad_time
+        self.rows = np.flatnonzero(keep)
+        self.t, self.v = self.times[keep], values[keep]
+        if len(self.t) < 2:
+            self.problems.append(
+                f"too short: {len(self.t)} readable row(s); at least "
+                f"{self.min_days:g} day(s) needed"
+            )
+            raise self.fail()
+
+    def order(self) -> None:
+        back = np.flatnonzero(np.diff(self.t) < 0)
+        if back.size:
+            i, j = self.rows[back[0]], self.rows[back[0] + 1]
+            what = (
+                f"timestamps are not in increasing order ({back.size} place(s)); "
+                f"first at {self.where(j)}, after {self.where(i)}"
+            )
+            if self.repair:
+                self.repairs.append(f"sorted the rows by time: {what}")
+            else:
+                self.problems.append(what)
+        perm = np.argsort(self.t, kind="stable")
+        self.t, self.v, self.rows = self.t[perm], self.v[perm], self.rows[perm]
+
+    def duplicates(self) -> None:
+        t, v = self.t, self.v
+        same = np.flatnonzero(np.diff(t) == 0)
+        if same.size:
+            exact, conflicting = [], []
+            for k in same:
+                a, b = v[k], v[k + 1]
+                is_exact = a == b or (np.isnan(a) and np.isnan(b))
+                (exact if is_exact else conflicting).append(
+                    self.where(self.rows[k + 1])
+                )
+            if self.repair and exact:
+                self.repairs.append(
+                    f"dropped {len(exact)} exact duplicate row(s) (same time, same "
+                    f"value): {_more(exact)}"
+                )
+            elif exact:
+                self.problems.append(
+                    f"{len(exact)} duplicated timestamp(s) with the same value: "
+                    f"{_more(exact)} (repair='interpolate' drops exact duplicates)"
+                )
+            if conflicting:
+                self.problems.append(
+                    f"{len(conflicting)} duplicated timestamp(s) with different "
+                    f"values: {_more(conflicting)}; resolve them in the file (e.g. a "
+                    "daylight-saving change recorded in local time: give times in UTC)"
+                )
+            first = np.concatenate([[True], np.diff(t) != 0])
+            self.t, self.v, self.rows = t[first], v[first], self.rows[first]
+        if len(self.t) < 2:
+            self.problems.append(
+                f"too short: one distinct timestamp ({_fmt_time(self.t[0])})"
+            )
+            raise self.fail()
+
+    def spacing(self, label: Label, expected_minutes: int | None) -> None:
+        """The reading interval (the most common spacing), every timestamp on it,
+        and the intervals on 15-minute boundaries."""
+        diffs = np.diff(self.t)
+        steps, counts = np.unique(diffs, return_counts=True)
+        interval = int(steps[np.argmax(counts)])
+        if interval % 60:
+            self.problems.append(
+                f"the most common spacing, {interval} s, is not whole minutes"
+            )
+            raise self.fail()
+        minutes = interval // 60
+        if expected_minutes is not None and minutes != expected_minutes:
+            self.problems.append(
+                f"readings are every {minutes} min; this format is every "
+                f"{expected_minutes} min"
+            )
+            raise self.fail()
+        try:
+            check_interval(minutes)
+        except ValueError as e:
+            self.problems.append(str(e))
+            raise self.fail() from None
+        irregular = np.flatnonzero(diffs % interval != 0)
+        if irregular.size:
+            at = [self.where(self.rows[k + 1]) for k in irregular]
+            self.problems.append(
+                f"{irregular.size} timestamp(s) off the {minutes}-minute spacing of "
+                f"the rest: {_more(at)}"
+            )
+            raise self.fail()
+        starts = self.t - interval if label == "end" else self.t
+        step_s = STEP_MINUTES * 60
+        if minutes >= STEP_MINUTES:
+            off = np.flatnonzero(starts % step_s != 0)
+            if off.size:
+                self.problems.append(
+                    f"intervals must start on 15-minute boundaries (00, 15, 30, 45); "
+                    f"{off.size} do not, first at {self.where(self.rows[off[0]])}"
+                )
+        elif starts[0] % step_s or (starts[-1] + interval) % step_s:
+            self.problems.append(
+                f"a series of {minutes}-minute readings must start and end on "
+                f"15-minute boundaries; this one covers {_fmt_time(starts[0])} to "
+                f"{_fmt_time(starts[-1] + interval)}"
+            )
+        self.interval, self.minutes, self.starts = interval, minutes, starts
+
+    def gaps(self, hold: bool) -> None:
+        """Missing timestamps and missing values on the full regular grid: filled
+        up to `max_gap` when repairing (held for prices), listed otherwise."""
+        interval, starts = self.interval, self.starts
+        grid = np.arange(starts[0], starts[-1] + interval, interval)
+        slot = (starts - starts[0]) // interval
+        full = np.full(len(grid), np.nan)
+        full[slot] = self.v
+        present = np.zeros(len(grid), dtype=bool)
+        present[slot] = True
+        self.grid, self.full = grid, full
+        runs = _runs(np.isnan(full))
+        if not runs:
+            return
+        if self.repair:
+            self._fill(runs, hold)
+            return
+        gaps = [
+            f"{_fmt_time(grid[a])} to {_fmt_time(grid[b - 1] + interval)}"
+            for a, b in _runs(~present)
+        ]
+        if gaps:
+            self.problems.append(
+                f"{int((~present).sum())} missing timestamp(s) in {len(gaps)} gap(s) "
+                f"of the {self.minutes}-minute series: {_more(gaps)}"
+            )
+        empty = [
+            self.where(self.rows[np.searchsorted(slot, i)])
+            for i in np.flatnonzero(np.isnan(full) & present)
+        ]
+        if empty:
+            self.problems.append(
+                f"{len(empty)} missing or unreadable value(s): {_more(empty)}"
+            )
+        if self.text_values:
+            self.problems.append(
+                f"text where numbers were expected: {_more(self.text_values)}"
+            )
+        self.problems[-1] += (
+            " (repair='interpolate' fills gaps up to max_gap, "
+            f"now {_fmt_span(self.gap_limit)})"
+        )
+
+    def _fill(self, runs: list[tuple[int, int]], hold: bool) -> None:
+        grid, full, interval = self.grid, self.full, self.interval
+        filled = []
+        for a, b in runs:
+            span = (b - a) * interval
+            label = f"{_fmt_time(grid[a])} to {_fmt_time(grid[b - 1] + interval)}"
+            if a == 0 or b == len(grid):
+                self.problems.append(
+                    f"missing data at the {'start' if a == 0 else 'end'} of the "
+                    f"series ({label}) cannot be interpolated; trim the file"
+                )
+            elif span > self.gap_limit:
+                self.problems.append(
+                    f"gap of {_fmt_span(span)} ({label}) is longer than "
+                    f"max_gap={_fmt_span(self.gap_limit)}"
+                )
+            else:
+                if hold:
+                    full[a:b] = full[a - 1]
+                else:
+                    w = (np.arange(a, b) - (a - 1)) / (b - (a - 1))
+                    full[a:b] = full[a - 1] * (1 - w) + full[b] * w
+                filled.append(f"{label} ({b - a} interval(s))")
+        if filled:
+            how = "held the previous value over" if hold else "interpolated"
+            self.repairs.append(f"{how} {len(filled)} gap(s): {_more(filled)}")
+
+    def units(self, unit: str, plausible: tuple[float, float] | None) -> None:
+        """Converted to gridflex's unit for the quantity, and checked plausible for
+        one home."""
+        quantity, target, scale, offset = UNITS[unit]
+        full = (self.full + offset) * scale
+        if quantity == "energy":
+            full = full / (self.minutes / 60)
+        self.full = full
+        lo, hi = plausible if plausible is not None else _PLAUSIBLE[quantity]
+        finite = full[np.isfinite(full)]
+        if not finite.size:
+            return
+        low, high = float(finite.min()), float(finite.max())
+        if low < lo or high > hi:
+            self.problems.append(
+                f"values from {low:.4g} to {high:.4g} {target} (as unit={unit!r}) are "
+                f"outside the plausible range for one home, [{lo:g}, {hi:g}] {target}"
+                f"{_unit_hint(quantity, unit, low, high)}; if they are right, pass "
+                "plausible=(low, high)"
+            )
+        span_days = len(self.grid) * self.interval / 86400
+        peak = max(abs(low), abs(high))
+        if (
+            plausible is None
+            and quantity in ("power", "energy")
+            and span_days >= 1
+            and peak < _SMALLEST_PEAK_KW
+        ):
+            self.problems.append(
+                f"the largest value is {peak:.3g} kW (as unit={unit!r}): implausibly "
+                "small for a home's load or PV over a day; are the numbers in kW or "
+                "kWh given as W or Wh? If they are right, pass plausible=(low, high)"
+            )
+
+    def span(self) -> None:
+        grid, interval = self.grid, self.interval
+        span = len(grid) * interval
+        if span < self.min_days * 86400:
+            self.problems.append(
+                f"too short: {_fmt_time(grid[0])} to {_fmt_time(grid[-1] + interval)} "
+                f"({_fmt_span(span)}); at least {self.min_days:g} day(s) needed"
+            )
+
+
+def _to_steps(
     times: np.ndarray,
     raw: pd.Series,
     *,
@@ -124,12 +436,7 @@ def _core(
     column: str,
     name: str,
     unit: str,
-    method: ResampleMethod,
-    label: Label,
-    repair: Repair,
-    max_gap: str | datetime.timedelta,
-    min_days: float,
-    plausible: tuple[float, float] | None,
+    options: _Options,
     expected_interval_minutes: int | None = None,
 ) -> pd.Series:
     """Check, repair (if asked), convert and resample one series (see `to_steps`)."""
@@ -138,253 +445,38 @@ def _core(
             f"{source}, column {column!r}: unit={unit!r} is not known; use one of "
             f"{', '.join(UNITS)} (energies are per interval of the file)."
         )
+    repair, label = options.repair, options.label
     if repair not in (None, "interpolate"):
         raise ValueError(f"repair={repair!r}: use None or 'interpolate'.")
     if label not in ("start", "end"):
         raise ValueError(f"label={label!r}: use 'start' or 'end'.")
-    quantity, target, scale, offset = UNITS[unit]
-    method = method or _DEFAULT_METHOD[quantity]  # pyright: ignore[reportAssignmentType]
+    method = options.method or _DEFAULT_METHOD[UNITS[unit][0]]
     if method not in ("linear", "point", "hold"):
         raise ValueError(f"method={method!r}: use 'linear', 'point' or 'hold'.")
-    gap_limit = int(pd.Timedelta(max_gap).total_seconds())
-    problems: list[str] = []
-    repairs: list[str] = []
-
-    def where(i, t=None):  # row i, at its time or at time t
-        at = _fmt_time(int(times[i]) if t is None else int(t))
-        return f"line {lines[i]} ({at})" if lines is not None else at
-
-    def fail() -> TimeSeriesError:
-        return TimeSeriesError(source, column, problems)
-
-    # Values: numbers, or missing (empty, NaN, or text such as LCL's "Null").
-    bad_time = times == _NAT
-    if pd.api.types.is_numeric_dtype(raw.dtype):
-        values = np.asarray(raw, dtype=np.float64)
-        text_values = []
-    else:
-        text = raw.astype("string").str.strip().fillna("")
-        values = np.asarray(pd.to_numeric(text, errors="coerce"), dtype=np.float64)
-        text_values = [
-            f"{where(i)}: {text.iloc[i]!r}"
-            for i in np.flatnonzero(np.isnan(values) & ~bad_time)
-            if text.iloc[i].lower() not in ("", "nan")
-        ]
-    if bad_time.any():
-        rows = np.flatnonzero(bad_time)
-        at = [f"line {lines[i]}" if lines is not None else f"row {i}" for i in rows]
-        problems.append(f"{len(rows)} timestamp(s) could not be read: {_more(at)}")
-    keep = ~bad_time
-    order_rows = np.flatnonzero(keep)
-    t = times[keep]
-    v = values[keep]
-    if len(t) < 2:
-        problems.append(
-            f"too short: {len(t)} readable row(s); at least {min_days:g} day(s) needed"
-        )
-        raise fail()
-
-    # Order.
-    back = np.flatnonzero(np.diff(t) < 0)
-    if back.size:
-        i, j = order_rows[back[0]], order_rows[back[0] + 1]
-        what = (
-            f"timestamps are not in increasing order ({back.size} place(s)); first "
-            f"at {where(j)}, after {where(i)}"
-        )
-        if repair:
-            repairs.append(f"sorted the rows by time: {what}")
-        else:
-            problems.append(what)
-    perm = np.argsort(t, kind="stable")
-    t, v, order_rows = t[perm], v[perm], order_rows[perm]
-
-    # Duplicates.
-    same = np.flatnonzero(np.diff(t) == 0)
-    if same.size:
-        exact, conflicting = [], []
-        for k in same:
-            a, b = v[k], v[k + 1]
-            is_exact = a == b or (np.isnan(a) and np.isnan(b))
-            (exact if is_exact else conflicting).append(where(order_rows[k + 1]))
-        if repair and exact:
-            repairs.append(
-                f"dropped {len(exact)} exact duplicate row(s) (same time, same value): "
-                f"{_more(exact)}"
-            )
-        elif exact:
-            problems.append(
-                f"{len(exact)} duplicated timestamp(s) with the same value: "
-                f"{_more(exact)} (repair='interpolate' drops exact duplicates)"
-            )
-        if conflicting:
-            problems.append(
-                f"{len(conflicting)} duplicated timestamp(s) with different values: "
-                f"{_more(conflicting)}; resolve them in the file (e.g. a daylight-"
-                "saving change recorded in local time: give times in UTC)"
-            )
-        first = np.concatenate([[True], np.diff(t) != 0])
-        t, v, order_rows = t[first], v[first], order_rows[first]
-    if len(t) < 2:
-        problems.append(f"too short: one distinct timestamp ({_fmt_time(t[0])})")
-        raise fail()
-
-    # Interval, spacing and alignment.
-    diffs = np.diff(t)
-    steps, counts = np.unique(diffs, return_counts=True)
-    interval = int(steps[np.argmax(counts)])
-    if interval % 60:
-        problems.append(f"the most common spacing, {interval} s, is not whole minutes")
-        raise fail()
-    minutes = interval // 60
-    if expected_interval_minutes is not None and minutes != expected_interval_minutes:
-        problems.append(
-            f"readings are every {minutes} min; this format is every "
-            f"{expected_interval_minutes} min"
-        )
-        raise fail()
-    try:
-        check_interval(minutes)
-    except ValueError as e:
-        problems.append(str(e))
-        raise fail() from None
-    irregular = np.flatnonzero(diffs % interval != 0)
-    if irregular.size:
-        at = [where(order_rows[k + 1]) for k in irregular]
-        problems.append(
-            f"{irregular.size} timestamp(s) off the {minutes}-minute spacing of the "
-            f"rest: {_more(at)}"
-        )
-        raise fail()
-    starts = t - interval if label == "end" else t
-    step_s = STEP_MINUTES * 60
-    if minutes >= STEP_MINUTES:
-        off = np.flatnonzero(starts % step_s != 0)
-        if off.size:
-            problems.append(
-                f"intervals must start on 15-minute boundaries (00, 15, 30, 45); "
-                f"{off.size} do not, first at {where(order_rows[off[0]])}"
-            )
-    elif starts[0] % step_s or (starts[-1] + interval) % step_s:
-        problems.append(
-            f"a series of {minutes}-minute readings must start and end on 15-minute "
-            f"boundaries; this one covers {_fmt_time(starts[0])} to "
-            f"{_fmt_time(starts[-1] + interval)}"
-        )
-
-    # Gaps: missing timestamps and missing values on the full regular grid.
-    grid = np.arange(starts[0], starts[-1] + interval, interval)
-    slot = (starts - starts[0]) // interval
-    full = np.full(len(grid), np.nan)
-    full[slot] = v
-    present = np.zeros(len(grid), dtype=bool)
-    present[slot] = True
-    missing_rows = np.isnan(full) & present
-    missing_times = ~present
-    hold = method == "hold"
-    runs = _runs(np.isnan(full))
-    if runs:
-        if repair:
-            filled = []
-            for a, b in runs:
-                span = (b - a) * interval
-                label_ = f"{_fmt_time(grid[a])} to {_fmt_time(grid[b - 1] + interval)}"
-                if a == 0 or b == len(grid):
-                    problems.append(
-                        f"missing data at the {'start' if a == 0 else 'end'} of the "
-                        f"series ({label_}) cannot be interpolated; trim the file"
-                    )
-                elif span > gap_limit:
-                    problems.append(
-                        f"gap of {_fmt_span(span)} ({label_}) is longer than "
-                        f"max_gap={_fmt_span(gap_limit)}"
-                    )
-                else:
-                    if hold:
-                        full[a:b] = full[a - 1]
-                    else:
-                        w = (np.arange(a, b) - (a - 1)) / (b - (a - 1))
-                        full[a:b] = full[a - 1] * (1 - w) + full[b] * w
-                    filled.append(f"{label_} ({b - a} interval(s))")
-            if filled:
-                how = "held the previous value over" if hold else "interpolated"
-                repairs.append(f"{how} {len(filled)} gap(s): {_more(filled)}")
-        else:
-            gaps = [
-                f"{_fmt_time(grid[a])} to {_fmt_time(grid[b - 1] + interval)}"
-                for a, b in _runs(missing_times)
-            ]
-            if gaps:
-                n_missing = int(missing_times.sum())
-                problems.append(
-                    f"{n_missing} missing timestamp(s) in {len(gaps)} gap(s) of the "
-                    f"{minutes}-minute series: {_more(gaps)}"
-                )
-            empty = [
-                where(order_rows[np.searchsorted(slot, i)])
-                for i in np.flatnonzero(missing_rows)
-            ]
-            if empty:
-                problems.append(
-                    f"{len(empty)} missing or unreadable value(s): {_more(empty)}"
-                )
-            if text_values:
-                problems.append(
-                    f"text where numbers were expected: {_more(text_values)}"
-                )
-            problems[-1] += (
-                " (repair='interpolate' fills gaps up to max_gap, "
-                f"now {_fmt_span(gap_limit)})"
-            )
-
-    # Units.
-    full = (full + offset) * scale
-    if quantity == "energy":
-        full = full / (minutes / 60)
-    lo, hi = plausible if plausible is not None else _PLAUSIBLE[quantity]
-    finite = full[np.isfinite(full)]
-    if finite.size:
-        low, high = float(finite.min()), float(finite.max())
-        if low < lo or high > hi:
-            problems.append(
-                f"values from {low:.4g} to {high:.4g} {target} (as unit={unit!r}) are "
-                f"outside the plausible range for one home, [{lo:g}, {hi:g}] {target}"
-                f"{_unit_hint(quantity, unit, low, high)}; if they are right, pass "
-                "plausible=(low, high)"
-            )
-        span_days = len(grid) * interval / 86400
-        peak = max(abs(low), abs(high))
-        if (
-            plausible is None
-            and quantity in ("power", "energy")
-            and span_days >= 1
-            and peak < _SMALLEST_PEAK_KW
-        ):
-            problems.append(
-                f"the largest value is {peak:.3g} kW (as unit={unit!r}): implausibly "
-                "small for a home's load or PV over a day; are the numbers in kW or "
-                "kWh given as W or Wh? If they are right, pass plausible=(low, high)"
-            )
-
-    # Span.
-    span = len(grid) * interval
-    if span < min_days * 86400:
-        problems.append(
-            f"too short: {_fmt_time(grid[0])} to {_fmt_time(grid[-1] + interval)} "
-            f"({_fmt_span(span)}); at least {min_days:g} day(s) needed"
-        )
-    if problems:
-        raise fail()
-
+    check = _Check(times, lines, source, column, options)
+    check.values(raw)
+    check.order()
+    check.duplicates()
+    check.spacing(label, expected_interval_minutes)
+    check.gaps(hold=method == "hold")
+    check.units(unit, options.plausible)
+    check.span()
+    if check.problems:
+        raise check.fail()
     # Resample each calendar day on its own (see _resample).
-    day = grid // 86400
+    day = check.grid // 86400
     cuts = np.flatnonzero(np.diff(day)) + 1
-    pieces = [resample_day(piece, minutes, method) for piece in np.split(full, cuts)]
+    pieces = [
+        resample_day(piece, check.minutes, method)  # pyright: ignore[reportArgumentType]
+        for piece in np.split(check.full, cuts)
+    ]
     out = np.concatenate(pieces)
     index = pd.date_range(
-        pd.Timestamp(int(grid[0]), unit="s"), periods=len(out), freq="15min"
+        pd.Timestamp(int(check.grid[0]), unit="s"), periods=len(out), freq="15min"
     )
     series = pd.Series(out, index=index, name=name)
+    target = UNITS[unit][1]
+    repairs = check.repairs
     series.attrs.update(unit=target, source=source, column=column, repairs=repairs)
     if repairs:
         warnings.warn(
@@ -417,15 +509,7 @@ def _unit_hint(quantity: str, unit: str, low: float, high: float) -> str:
 
 
 def to_steps(
-    series: pd.Series,
-    *,
-    unit: str,
-    method: ResampleMethod = None,
-    label: Label = "start",
-    repair: Repair = None,
-    max_gap: str | datetime.timedelta = "1h",
-    min_days: float = 1.0,
-    plausible: tuple[float, float] | None = None,
+    series: pd.Series, *, unit: str, **options: Unpack[ReadOptions]
 ) -> pd.Series:
     """Check an in-memory series, convert it to gridflex units and resample it to
     15-minute steps (what the CSV readers do after reading).
@@ -453,6 +537,9 @@ def to_steps(
     - `plausible`: `(low, high)` in the target unit, replacing the one-home range
         (±50 kW, -60..60 degC, ±10 currency/kWh).
 
+    The options after `unit` (`ReadOptions`) are keywords, each with the default
+    above; the CSV readers take the same.
+
     **Returns:**
 
     A float64 `pandas.Series` at 15-minute steps, indexed by each step's start, in kW,
@@ -468,7 +555,7 @@ def to_steps(
         )
     name = str(series.name) if series.name is not None else "series"
     times = _parse_times(pd.Series(series.index), None)
-    return _core(
+    return _to_steps(
         times,
         pd.Series(series.to_numpy()),
         lines=None,
@@ -476,12 +563,7 @@ def to_steps(
         column=name,
         name=name,
         unit=unit,
-        method=method,
-        label=label,
-        repair=repair,
-        max_gap=max_gap,
-        min_days=min_days,
-        plausible=plausible,
+        options=_options("to_steps", options, ReadOptions),
     )
 
 
@@ -521,14 +603,9 @@ def read_timeseries_csv(
     time_column: str,
     value_column: str,
     unit: str,
-    method: ResampleMethod = None,
-    label: Label = "start",
-    repair: Repair = None,
-    max_gap: str | datetime.timedelta = "1h",
-    min_days: float = 1.0,
-    plausible: tuple[float, float] | None = None,
     date_format: str | None = None,
     sep: str = ",",
+    **options: Unpack[ReadOptions],
 ) -> pd.Series:
     """Read one timestamp/value column pair of a CSV file as 15-minute steps.
 
@@ -558,7 +635,8 @@ def read_timeseries_csv(
             ", ".join(missing),
             [f"no such column; the file has {', '.join(map(str, frame.columns))}"],
         )
-    return _core(
+    checked = _options("read_timeseries_csv", options, ReadOptions)
+    return _to_steps(
         _parse_times(_get(frame, tcol), date_format),
         _get(frame, vcol),
         lines=lines,
@@ -566,12 +644,7 @@ def read_timeseries_csv(
         column=vcol,
         name=vcol,
         unit=unit,
-        method=method,
-        label=label,
-        repair=repair,
-        max_gap=max_gap,
-        min_days=min_days,
-        plausible=plausible,
+        options=checked,
     )
 
 
@@ -584,10 +657,7 @@ def read_lcl_households(
     path: str | os.PathLike,
     *,
     households: Sequence[str] | None = None,
-    label: Label = "start",
-    repair: Repair = None,
-    max_gap: str | datetime.timedelta = "1h",
-    min_days: float = 1.0,
+    **options: Unpack[RepairOptions],
 ) -> dict[str, pd.Series]:
     """Read the households of a Low Carbon London smart-meter CSV file as load in kW at
     15-minute steps.
@@ -604,7 +674,8 @@ def read_lcl_households(
 
     - `path`: the CSV file.
     - `households`: the `LCLid`s to read (default: all, in file order).
-    - the rest as in `to_steps`.
+    - the rest (`RepairOptions`: `label`, `repair`, `max_gap`, `min_days`) as in
+        `to_steps`.
 
     **Returns:**
 
@@ -614,17 +685,15 @@ def read_lcl_households(
 
     `TimeSeriesError` naming the file and, per household, each problem found.
     """
-    return _read_lcl(path, households, False, label, repair, max_gap, min_days)
+    checked = _options("read_lcl_households", options, RepairOptions)
+    return _read_lcl(path, households, False, checked)
 
 
 def read_lcl_csv(
     path: str | os.PathLike,
     *,
     household: str | None = None,
-    label: Label = "start",
-    repair: Repair = None,
-    max_gap: str | datetime.timedelta = "1h",
-    min_days: float = 1.0,
+    **options: Unpack[RepairOptions],
 ) -> pd.Series:
     """Read one household of a Low Carbon London smart-meter CSV file as load in kW at
     15-minute steps (see `read_lcl_households`).
@@ -635,7 +704,8 @@ def read_lcl_csv(
     - the rest as in `read_lcl_households`.
     """
     chosen = None if household is None else [household]
-    (series,) = _read_lcl(path, chosen, True, label, repair, max_gap, min_days).values()
+    checked = _options("read_lcl_csv", options, RepairOptions)
+    (series,) = _read_lcl(path, chosen, True, checked).values()
     return series
 
 
@@ -643,10 +713,7 @@ def _read_lcl(
     path: str | os.PathLike,
     households: Sequence[str] | None,
     one: bool,
-    label: Label,
-    repair: Repair,
-    max_gap: str | datetime.timedelta,
-    min_days: float,
+    options: _Options,
 ) -> dict[str, pd.Series]:
     frame, lines = _read_csv(path, ",")
     tcol = _column(frame, _LCL_TIME)
@@ -692,7 +759,7 @@ def _read_lcl(
     for household in chosen:
         rows = np.flatnonzero(ids == household)
         try:
-            out[household] = _core(
+            out[household] = _to_steps(
                 times[rows],
                 _get(frame, vcol).iloc[rows].reset_index(drop=True),
                 lines=lines[rows],
@@ -700,12 +767,7 @@ def _read_lcl(
                 column=vcol,
                 name=household,
                 unit="kWh",
-                method="linear",
-                label=label,
-                repair=repair,
-                max_gap=max_gap,
-                min_days=min_days,
-                plausible=None,
+                options=dataclasses.replace(options, method="linear", plausible=None),
                 expected_interval_minutes=30,
             )
         except TimeSeriesError as e:
