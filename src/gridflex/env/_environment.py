@@ -498,7 +498,6 @@ class Environment(eqx.Module):
         """
         cfg = self.config
         dtype = default_float()
-        n = self.n_agents
         inputs = DeviceInputs(x.t, cfg.n_steps, cfg.dt_h, x.temperature_c)
         # A NaN or infinite action (a broken policy) is never free and never reaches
         # a device: its home acts as at u = 0 (the middle of its command range; a
@@ -506,35 +505,9 @@ class Environment(eqx.Module):
         # that device's channel.
         bad = ~jnp.isfinite(action)
         a = jnp.where(bad, 0.0, action)
-        u = jnp.clip(a, -1.0, 1.0)
-        p_dev = jnp.zeros(n, dtype)
-        cost_dev = jnp.zeros(n, dtype)
-        weighted_dev = jnp.zeros(n, dtype)
-        viol = {}
-        new_devices = {}
-        for k, dev in self.population.groups.items():
-            homes = self.homes(k)
-            if naive:
-                cmd = eqx.filter_vmap(lambda d, s: d.naive_command(s, inputs))(
-                    dev, state.devices[k]
-                )
-            else:
-                cmd = eqx.filter_vmap(lambda d, c: d.decode(c))(dev, u[homes])
-            out = eqx.filter_vmap(lambda d, s, c: d.step(s, c, inputs))(
-                dev, state.devices[k], cmd
-            )
-            new_devices[k] = out.state
-            p_dev = p_dev.at[homes].set(out.p_kw)
-            cost_dev = cost_dev.at[homes].set(out.cost)
-            channel = type(dev).step_channel
-            beyond = jnp.maximum(jnp.abs(a[homes]) - 1.0, 0.0)
-            if naive:
-                beyond = jnp.zeros_like(beyond)
-            beyond = jnp.where(bad[homes], 1.0, beyond)
-            viol[channel] = viol.get(channel, 0.0) + jnp.sum(out.violation + beyond) / n
-            weighted_dev = weighted_dev.at[homes].set(
-                lambdas[channel] * (out.violation + beyond)
-            )
+        new_devices, p_dev, cost_dev, weighted_dev, viol = self._step_devices(
+            state.devices, a, bad, inputs, lambdas, naive
+        )
         net, p_node, q_node = self.home_injections(p_dev, x.load_kw, x.pv_kw)
         meter = cfg.dt_h * (
             x.price_import * jnp.maximum(net, 0) - x.price_export * jnp.maximum(-net, 0)
@@ -584,6 +557,43 @@ class Environment(eqx.Module):
             non_finite_actions=state.non_finite_actions + jnp.sum(bad),
         )
         return new, {VOLTAGE: v_viol, **viol}, trace
+
+    def _step_devices(self, devices, a, bad, inputs, lambdas, naive):
+        """Every device group's step from the agents' finite actions `a` (`bad`:
+        those that were not finite): the new states, each home's power, cost and
+        dual-weighted violation, and each device channel's mean violation."""
+        n = self.n_agents
+        dtype = default_float()
+        u = jnp.clip(a, -1.0, 1.0)
+        p_dev = jnp.zeros(n, dtype)
+        cost_dev = jnp.zeros(n, dtype)
+        weighted_dev = jnp.zeros(n, dtype)
+        viol = {}
+        new_devices = {}
+        for k, dev in self.population.groups.items():
+            homes = self.homes(k)
+            if naive:
+                cmd = eqx.filter_vmap(lambda d, s: d.naive_command(s, inputs))(
+                    dev, devices[k]
+                )
+            else:
+                cmd = eqx.filter_vmap(lambda d, c: d.decode(c))(dev, u[homes])
+            out = eqx.filter_vmap(lambda d, s, c: d.step(s, c, inputs))(
+                dev, devices[k], cmd
+            )
+            new_devices[k] = out.state
+            p_dev = p_dev.at[homes].set(out.p_kw)
+            cost_dev = cost_dev.at[homes].set(out.cost)
+            channel = type(dev).step_channel
+            beyond = jnp.maximum(jnp.abs(a[homes]) - 1.0, 0.0)
+            if naive:
+                beyond = jnp.zeros_like(beyond)
+            beyond = jnp.where(bad[homes], 1.0, beyond)
+            viol[channel] = viol.get(channel, 0.0) + jnp.sum(out.violation + beyond) / n
+            weighted_dev = weighted_dev.at[homes].set(
+                lambdas[channel] * (out.violation + beyond)
+            )
+        return new_devices, p_dev, cost_dev, weighted_dev, viol
 
     def end_of_day(
         self, state: "DayState", lambdas: Mapping[str, Float[Array, ""]]

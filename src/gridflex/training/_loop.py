@@ -115,6 +115,49 @@ def mesh_for(trainer: AbstractTrainer, devices: int | None = None) -> Mesh:
     return mesh
 
 
+def _open_run(
+    state: TrainState, out_dir: str | Path | None, resume: bool
+) -> tuple[TrainState, int, float, MetricsWriter | None]:
+    """The run's starting point: `state` and step 0, or, resuming, the latest
+    checkpoint's state, step and wall-clock; and the metrics writer (process 0's,
+    its file cut back to the checkpoint's step). A folder that holds a run is
+    refused unless resuming."""
+    done, offset = 0, 0.0
+    writer, truncate = None, None
+    if out_dir is None:
+        return state, done, offset, writer
+    out = Path(out_dir)
+    ckpt_dir = out / CHECKPOINTS
+    has_run = latest_checkpoint(ckpt_dir) is not None if ckpt_dir.exists() else False
+    if resume and has_run:
+        state, done, meta = load_checkpoint(ckpt_dir, like=state)
+        offset = float(meta.get("wall_s", 0.0))
+        truncate = done
+        gap = missing_steps(out, done)
+        if gap:
+            warnings.warn(
+                MetricsGapWarning(
+                    f"{out / METRICS_FILE} has no row for step(s) "
+                    f"{format_steps(gap)}, which checkpoint step {done} covers; "
+                    "they cannot be recomputed from the checkpoint (start the run "
+                    "afresh to have them), so curves and reports will show the gap."
+                ),
+                stacklevel=3,
+            )
+    elif has_run or (out / METRICS_FILE).exists():
+        if not resume:
+            raise FileExistsError(
+                f"{out} already holds a training run; pass resume=True "
+                "(`--resume`) to continue it, or choose another output folder."
+            )
+        truncate = 0
+    # every process has read the folder as it was; only process 0 writes to it
+    sync_processes("gridflex.fit.checked")
+    if is_lead_process():
+        writer = MetricsWriter(out, truncate_after_step=truncate)
+    return state, done, offset, writer
+
+
 def _fit(
     env: Environment,
     trainer: AbstractTrainer,
@@ -131,41 +174,7 @@ def _fit(
         if max_steps is None
         else min(max_steps, trainer.total_steps)
     )
-    state = trainer.init(env, key)
-    done, offset = 0, 0.0
-    writer, truncate = None, None
-    if out_dir is not None:
-        out = Path(out_dir)
-        ckpt_dir = out / CHECKPOINTS
-        has_run = (
-            latest_checkpoint(ckpt_dir) is not None if ckpt_dir.exists() else False
-        )
-        if resume and has_run:
-            state, done, meta = load_checkpoint(ckpt_dir, like=state)
-            offset = float(meta.get("wall_s", 0.0))
-            truncate = done
-            gap = missing_steps(out, done)
-            if gap:
-                warnings.warn(
-                    MetricsGapWarning(
-                        f"{out / METRICS_FILE} has no row for step(s) "
-                        f"{format_steps(gap)}, which checkpoint step {done} covers; "
-                        "they cannot be recomputed from the checkpoint (start the run "
-                        "afresh to have them), so curves and reports will show the gap."
-                    ),
-                    stacklevel=2,
-                )
-        elif has_run or (out / METRICS_FILE).exists():
-            if not resume:
-                raise FileExistsError(
-                    f"{out} already holds a training run; pass resume=True "
-                    "(`--resume`) to continue it, or choose another output folder."
-                )
-            truncate = 0
-        # every process has read the folder as it was; only process 0 writes to it
-        sync_processes("gridflex.fit.checked")
-        if is_lead_process():
-            writer = MetricsWriter(out, truncate_after_step=truncate)
+    state, done, offset, writer = _open_run(trainer.init(env, key), out_dir, resume)
     lead = is_lead_process()
     step = eqx.filter_jit(trainer.step)
     bar = ProgressBar(elapsed_offset_s=offset) if progress and lead else None

@@ -178,6 +178,49 @@ class GradMA(AbstractTrainer):
         return new, step_metrics(state, grad, new.lambdas)
 
 
+def _scale_to_trust_region(old_policy, new_policy, obs, o_old, delta):
+    """GradMAP's line search: the step from `old_policy` to `new_policy`, scaled so
+    that its mean squared output distance on `obs` is the trust region `delta`.
+
+    The inner updates' step is proportional to 1 / beta, so the multiplier that
+    makes D = delta on this step's data is found by scaling the step: a line search
+    along it. D grows as a power of the step's length (the square, to first order);
+    each correction estimates that power from the last two points, so a step that
+    ran into the policy's curvature (a saturating unit) is brought back too. beta /
+    scale is then the multiplier that would have made this step, and the guess for
+    the next.
+
+    **Returns:** `(policy, scale, D of the step as made, D of the scaled step)`.
+    """
+    old, static = eqx.partition(old_policy, eqx.is_inexact_array)
+    moved = eqx.filter(new_policy, eqx.is_inexact_array)
+    direction = jax.tree.map(jnp.subtract, moved, old)
+
+    def along(scale):
+        p = jax.tree.map(lambda a, b: a + scale * b, old, direction)
+        return eqx.combine(p, static)
+
+    def distance(scale):
+        o, _ = policy_outputs(along(scale), obs)
+        return jnp.mean(jnp.sum((o - o_old) ** 2, axis=-1))
+
+    tiny = jnp.finfo(o_old.dtype).tiny
+    d_made = distance(1.0)
+    scale, d_mean = jnp.ones_like(d_made), d_made
+    prev_scale, prev_d, power = scale, d_mean, jnp.full_like(d_made, 2.0)
+    for i in range(3):
+        if i:
+            power = jnp.log((d_mean + tiny) / (prev_d + tiny)) / jnp.log(
+                scale / prev_scale
+            )
+            power = jnp.clip(jnp.nan_to_num(power, nan=2.0), 0.5, 4.0)
+        prev_scale, prev_d = scale, d_mean
+        ratio = (delta / jnp.maximum(d_mean, tiny)) ** (1 / power)
+        scale = scale * jnp.clip(ratio, 1 / 16, 4.0)
+        d_mean = distance(scale)
+    return along(scale), scale, d_made, d_mean
+
+
 class GradMAPState(eqx.Module):
     """GradMAP's own state between primal steps (its `TrainState.extra`).
 
@@ -319,44 +362,12 @@ class GradMAP(AbstractTrainer):
             self.minibatch,
             self.early_stop * delta,
         )
-        # The inner updates' step is proportional to 1 / beta (above), so the
-        # multiplier that makes D = delta on this step's data is found by scaling
-        # the step: a line search along it. D grows as a power of the step's length
-        # (the square, to first order); each correction estimates that power from
-        # the last two points, so a step that ran into the policy's curvature (a
-        # saturating unit) is brought back too. beta / scale is then the
-        # multiplier that would have made this step, and the guess for the next.
-        old, static = eqx.partition(state.policy, eqx.is_inexact_array)
-        moved = eqx.filter(policy, eqx.is_inexact_array)
-        direction = jax.tree.map(jnp.subtract, moved, old)
-
-        def along(scale):
-            p = jax.tree.map(lambda a, b: a + scale * b, old, direction)
-            return eqx.combine(p, static)
-
         # measured on 32 of the cached episodes (3,072 steps of every agent): on all
         # 500 each measurement costs as much as 30 inner updates
         probe = jax.random.choice(k_ls, self.batch, (min(32, self.batch),), False)
-
-        def distance(scale, episodes=probe):
-            o, _ = policy_outputs(along(scale), grad.obs[episodes])
-            return jnp.mean(jnp.sum((o - o_old[episodes]) ** 2, axis=-1))
-
-        tiny = jnp.finfo(g.dtype).tiny
-        d_made = distance(1.0)
-        scale, d_mean = jnp.ones_like(d_made), d_made
-        prev_scale, prev_d, power = scale, d_mean, jnp.full_like(d_made, 2.0)
-        for i in range(3):
-            if i:
-                power = jnp.log((d_mean + tiny) / (prev_d + tiny)) / jnp.log(
-                    scale / prev_scale
-                )
-                power = jnp.clip(jnp.nan_to_num(power, nan=2.0), 0.5, 4.0)
-            prev_scale, prev_d = scale, d_mean
-            ratio = (delta / jnp.maximum(d_mean, tiny)) ** (1 / power)
-            scale = scale * jnp.clip(ratio, 1 / 16, 4.0)
-            d_mean = distance(scale)
-        policy = along(scale)
+        policy, scale, d_made, d_mean = _scale_to_trust_region(
+            state.policy, policy, grad.obs[probe], o_old[probe], delta
+        )
         # beta stays within six orders of magnitude of its start, so a run of
         # degenerate steps (a zero gradient) cannot drive it to zero or infinity.
         start = self.beta_start
