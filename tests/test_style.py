@@ -1,9 +1,10 @@
 """House rules that Equinox no longer enforces (STYLE.md rule 1): every Module is
-abstract or final, and nothing calls `super()`."""
+abstract or final, and nothing calls `super()`; and a long function says why."""
 
 import ast
 import importlib
 import inspect
+import pathlib
 import pkgutil
 import textwrap
 
@@ -78,3 +79,22 @@ def test_modules_do_not_call_super():
             and node.func.id == "super"
         ]
         assert not calls, name
+
+
+def test_a_function_over_80_lines_says_why():
+    # over 80 lines (its docstring counted), a function carries a `# Long:` comment
+    # at the top of its body saying why it is not split
+    src = pathlib.Path(gridflex.__file__).parent
+    unexplained = []
+    for path in sorted(src.rglob("*.py")):
+        text = path.read_text()
+        lines = text.splitlines()
+        for node in ast.walk(ast.parse(text)):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            if node.end_lineno - node.lineno + 1 <= 80:  # pyright: ignore[reportOptionalOperand]
+                continue
+            head = lines[node.lineno - 1 : node.body[min(1, len(node.body) - 1)].lineno]
+            if not any(line.strip().startswith("# Long:") for line in head):
+                unexplained.append(f"{path.relative_to(src)}::{node.name}")
+    assert not unexplained, unexplained

@@ -426,6 +426,8 @@ def _plot(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `gridflex` command's argument parser (every subcommand and option)."""
+    # Long: one declaration per command and option, in the order `--help` lists them;
+    # split up, one command's options would scatter over functions
     from .training import TRAINERS
 
     parser = argparse.ArgumentParser(

@@ -445,33 +445,11 @@ class Scenarios(eqx.Module):
             days, midnight to midnight.
         - `name`: a name for messages.
         """
+        # Long: its docstring documents every argument; the code is 63 lines
         if not load:
             raise ValueError("from_series: `load` is empty; give at least one profile.")
         names = list(load)
-        series: dict[str, pd.Series] = {f"load[{k!r}]": load[k] for k in names}
-        if isinstance(pv, pd.Series):
-            series["pv"] = pv
-        elif pv is not None:
-            if set(pv) != set(names):
-                raise ValueError(
-                    "from_series: `pv` must have the keys of `load` (one PV profile "
-                    "per load profile) or be one series shared by all; got "
-                    f"{list(pv)} for {names}."
-                )
-            series |= {f"pv[{k!r}]": pv[k] for k in names}
-        series["temperature"] = temperature
-        for key, value in (
-            ("price_import", price_import),
-            ("price_export", price_export),
-        ):
-            if isinstance(value, pd.Series):
-                series[key] = value
-        expected = {"load": "kW", "pv": "kW", "temperature": "degC"}
-        for key, s in series.items():
-            unit = s.attrs.get("unit")
-            want = expected.get(key.split("[")[0], "currency/kWh")
-            if unit is not None and unit != want:
-                raise ValueError(f"from_series: {key} is in {unit}; {want} expected.")
+        series = _named_series(load, pv, temperature, price_import, price_export)
         first, n_days = _span(series, first_day, last_day)
 
         def steps(key: str) -> np.ndarray:
@@ -517,6 +495,37 @@ class Scenarios(eqx.Module):
             profile_names=tuple(names),
             name=name,
         )
+
+
+def _named_series(load, pv, temperature, price_import, price_export):
+    """Every given series under the name messages use (`load['A']`, `pv`, ...),
+    each checked to be in gridflex's unit for it when it says its unit."""
+    names = list(load)
+    series: dict[str, pd.Series] = {f"load[{k!r}]": load[k] for k in names}
+    if isinstance(pv, pd.Series):
+        series["pv"] = pv
+    elif pv is not None:
+        if set(pv) != set(names):
+            raise ValueError(
+                "from_series: `pv` must have the keys of `load` (one PV profile "
+                "per load profile) or be one series shared by all; got "
+                f"{list(pv)} for {names}."
+            )
+        series |= {f"pv[{k!r}]": pv[k] for k in names}
+    series["temperature"] = temperature
+    for key, value in (
+        ("price_import", price_import),
+        ("price_export", price_export),
+    ):
+        if isinstance(value, pd.Series):
+            series[key] = value
+    expected = {"load": "kW", "pv": "kW", "temperature": "degC"}
+    for key, s in series.items():
+        unit = s.attrs.get("unit")
+        want = expected.get(key.split("[")[0], "currency/kWh")
+        if unit is not None and unit != want:
+            raise ValueError(f"from_series: {key} is in {unit}; {want} expected.")
+    return series
 
 
 def _day_of_year(start: np.datetime64, n_days: int) -> np.ndarray:

@@ -99,6 +99,24 @@ def spot_load_kva(feeder: Feeder) -> tuple[np.ndarray, dict[int, set[str]]]:
     return weight, owners
 
 
+def _kva_at_nodes(feeder: Feeder, loads: set[str]) -> np.ndarray:
+    """The apparent power of the named loads at each node, kVA: a wye load's at its
+    node, a delta load's split between the two nodes it spans."""
+    weight = np.zeros(feeder.n_nodes)
+    L = feeder.loads
+    for row in range(L.load.shape[0]):
+        if L.names[L.load[row]] not in loads:
+            continue
+        s = abs(L.s_kva[row])
+        a, b = int(L.node_a[row]), int(L.node_b[row])
+        if b < 0:
+            weight[a] += s
+        else:
+            weight[a] += s / 2
+            weight[b] += s / 2
+    return weight
+
+
 def place_homes(
     feeder: Feeder,
     n_homes: int,
@@ -130,6 +148,7 @@ def place_homes(
 
     A `Placement`.
     """
+    # Long: its docstring documents every argument; the code is 77 lines
     if n_homes < 1:
         raise ValueError(f"n_homes = {n_homes}; place at least one home.")
     peak = np.broadcast_to(np.asarray(home_peak_kw, dtype=np.float64), (n_homes,))
@@ -158,19 +177,7 @@ def place_homes(
     kept = sorted(set(feeder.loads.names) - set(replaced))
     # What each home stands for: the replaced load at its node, shared by the homes
     # there (a node whose loads are all kept is still where the home is, at scale 1).
-    replaced_set = set(replaced)
-    replaced_weight = np.zeros(feeder.n_nodes)
-    L = feeder.loads
-    for row in range(L.load.shape[0]):
-        if L.names[L.load[row]] not in replaced_set:
-            continue
-        s = abs(L.s_kva[row])
-        a, b = int(L.node_a[row]), int(L.node_b[row])
-        if b < 0:
-            replaced_weight[a] += s
-        else:
-            replaced_weight[a] += s / 2
-            replaced_weight[b] += s / 2
+    replaced_weight = _kva_at_nodes(feeder, set(replaced))
     per_home = np.array(
         [replaced_weight[n] / homes_at[int(n)] for n in home_node], dtype=np.float64
     )

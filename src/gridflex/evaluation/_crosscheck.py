@@ -107,6 +107,7 @@ def opendss_crosscheck(
 
     **Returns:** a `CrossCheck`.
     """
+    # Long: its docstring documents every argument; the code is 73 lines
     if not 0 <= day < env.test.n_days:
         raise ValueError(f"day = {day}: the held-out split has {env.test.n_days}.")
     feeder = env.feeder

@@ -236,6 +236,34 @@ def _onnx_activation(helper, activation: str, x: str, out: str) -> list:
     return [helper.make_node(op, [x], [out])]
 
 
+def _manifest(env: Environment, source: dict[str, Any] | None, homes: list) -> dict:
+    """The manifest: the homes' rows, the feeder, the source, and what the eight
+    inputs and the output are, with their units."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "feeder": env.feeder.name,
+        "source": source or {},
+        "step_minutes": env.config.dt_h * 60,
+        "inputs": [
+            {
+                "index": k,
+                "name": name,
+                "unit": unit,
+                "definition": text,
+                "observation": OBS_NAMES[k],
+            }
+            for k, (name, unit, text) in enumerate(_INPUTS)
+        ],
+        "outputs": {
+            "action": "the policy's mean, clipped to [-1, 1] (deterministic)",
+            "command_kw": "the device command the action decodes to, kW: "
+            "command_kw[0] + (action + 1) / 2 * (command_kw[1] - command_kw[0])",
+        },
+        "scaling": "observation = (input - offset) * scale, per home (in its files)",
+        "homes": homes,
+    }
+
+
 def export_policies(
     env: Environment,
     policy: GaussianMLPPolicy,
@@ -311,29 +339,7 @@ def export_policies(
                 "files": files,
             }
         )
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "feeder": env.feeder.name,
-        "source": source or {},
-        "step_minutes": env.config.dt_h * 60,
-        "inputs": [
-            {
-                "index": k,
-                "name": name,
-                "unit": unit,
-                "definition": text,
-                "observation": OBS_NAMES[k],
-            }
-            for k, (name, unit, text) in enumerate(_INPUTS)
-        ],
-        "outputs": {
-            "action": "the policy's mean, clipped to [-1, 1] (deterministic)",
-            "command_kw": "the device command the action decodes to, kW: "
-            "command_kw[0] + (action + 1) / 2 * (command_kw[1] - command_kw[0])",
-        },
-        "scaling": "observation = (input - offset) * scale, per home (in its files)",
-        "homes": homes,
-    }
+    manifest = _manifest(env, source, homes)
     path = out / MANIFEST
     path.write_text(json.dumps(manifest, indent=1) + "\n")
     return path

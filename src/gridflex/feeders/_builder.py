@@ -363,6 +363,7 @@ class FeederBuilder:
         effect on the model: it spans its two conductors. OpenDSS's `%LoadLoss=p`
         is `r_pct = p / 2` on windings 1 and 2.
         """
+        # Long: its docstring documents every argument; the code is 77 lines
         label = f"Transformer {name!r}"
         key = self._claim("transformer", name, label)
         _check_phases(label, phases)
@@ -503,6 +504,7 @@ class FeederBuilder:
         2-3, 3-1; one phase: across its two conductors, "646.2.3" is 2 to 3).
         `pf < 0` means leading (negative kvar).
         """
+        # Long: its docstring documents every argument; the code is 70 lines
         label = f"Load {name!r}"
         key = self._claim("load", name, label)
         _check_phases(label, phases)

@@ -232,6 +232,8 @@ def transformer_yprim(
     The Yprim over `windings x (phases + 1)` conductors: for each winding its phase
     conductors then its neutral (unused by delta windings).
     """
+    # Long: OpenDSS's construction in the six numbered steps of the docstring, read top
+    # to bottom; each step works on the arrays of the one before
     nw = len(kvs)
     if nw < 2:
         raise ValueError("A transformer needs at least two windings.")

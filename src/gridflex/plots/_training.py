@@ -116,6 +116,7 @@ def plot_training_curves(
 
     **Returns:** the `Figure`.
     """
+    # Long: its docstring documents every argument; the code is 76 lines
     path = png_path(path)
     runs = dict(metrics) if isinstance(metrics, Mapping) else {"": metrics}
     if not runs:

@@ -292,6 +292,51 @@ def default_adjoint() -> optx.ImplicitAdjoint:
     )
 
 
+def _checked_inputs(feeder: Feeder, p_kw, q_kvar, load_scale):
+    """The injections and load scales as arrays of the default float, their shapes
+    and values checked against the feeder (`p` with the injections' checks)."""
+    dtype = default_float()
+    n = feeder.n_nodes
+    p = jnp.zeros(n, dtype) if p_kw is None else jnp.asarray(p_kw, dtype=dtype)
+    q = jnp.zeros(n, dtype) if q_kvar is None else jnp.asarray(q_kvar, dtype=dtype)
+    if p.shape != (n,) or q.shape != (n,):
+        raise ValueError(
+            f"p_kw and q_kvar need shape ({n},) (one entry per node of "
+            f"{feeder.name!r}); got {p.shape} and {q.shape}."
+        )
+    n_loads = feeder.loads.n_loads
+    scale = (
+        jnp.ones(n_loads, dtype)
+        if load_scale is None
+        else jnp.asarray(load_scale, dtype=dtype)
+    )
+    if scale.shape != (n_loads,):
+        raise ValueError(
+            f"load_scale needs shape ({n_loads},), one per base load; got "
+            f"{scale.shape}."
+        )
+    p = _check_injections(feeder, p, q)
+    _check_finite(feeder, p, q, scale)
+    return p, q, scale
+
+
+def _outcome(solver_result, v, finite):
+    """The solve's `RESULTS` code, and whether it diverged: Optimistix's result,
+    then the power-flow reasons (out of steps, diverged, a non-finite input, in
+    rising order of what to report)."""
+    result = RESULTS.promote(solver_result)
+    result = RESULTS.where(
+        solver_result == optx.RESULTS.nonlinear_max_steps_reached,
+        RESULTS.power_flow_max_steps,
+        result,
+    )
+    diverged = (solver_result == optx.RESULTS.nonfinite) | ~jnp.all(jnp.isfinite(v))
+    result = RESULTS.where(diverged, RESULTS.power_flow_diverged, result)
+    # a bad input is not a voltage collapse: say which it is
+    result = RESULTS.where(~finite, RESULTS.non_finite_input, result)
+    return result, diverged
+
+
 def power_flow(
     feeder: Feeder,
     p_kw: Float[ArrayLike, " node"] | None = None,
@@ -336,28 +381,12 @@ def power_flow(
 
     A `PowerFlowSolution`.
     """
+    # Long: its docstring documents every argument and the failure contract; the code
+    # (81 lines) is the solve's one path: inputs, warm start, fixed point, voltages,
+    # outcome, gradient guard
     dtype = default_float()
     n = feeder.n_nodes
-    p = jnp.zeros(n, dtype) if p_kw is None else jnp.asarray(p_kw, dtype=dtype)
-    q = jnp.zeros(n, dtype) if q_kvar is None else jnp.asarray(q_kvar, dtype=dtype)
-    if p.shape != (n,) or q.shape != (n,):
-        raise ValueError(
-            f"p_kw and q_kvar need shape ({n},) (one entry per node of "
-            f"{feeder.name!r}); got {p.shape} and {q.shape}."
-        )
-    n_loads = feeder.loads.n_loads
-    scale = (
-        jnp.ones(n_loads, dtype)
-        if load_scale is None
-        else jnp.asarray(load_scale, dtype=dtype)
-    )
-    if scale.shape != (n_loads,):
-        raise ValueError(
-            f"load_scale needs shape ({n_loads},), one per base load; got "
-            f"{scale.shape}."
-        )
-    p = _check_injections(feeder, p, q)
-    _check_finite(feeder, p, q, scale)
+    p, q, scale = _checked_inputs(feeder, p_kw, q_kvar, load_scale)
     # Under `jit` or `grad` a non-finite input is only known at run time: solve a
     # finite stand-in (no load added) so that neither the solve nor its adjoint sees
     # a NaN, and report `non_finite_input` below.
@@ -400,16 +429,7 @@ def power_flow(
     i_source = jnp.asarray(feeder.y0, dtype=cdtype) @ jnp.concatenate([v_slack, v])
     s_source = v_slack * jnp.conj(i_source) / 1e3
 
-    result = RESULTS.promote(sol.result)
-    result = RESULTS.where(
-        sol.result == optx.RESULTS.nonlinear_max_steps_reached,
-        RESULTS.power_flow_max_steps,
-        result,
-    )
-    diverged = (sol.result == optx.RESULTS.nonfinite) | ~jnp.all(jnp.isfinite(v))
-    result = RESULTS.where(diverged, RESULTS.power_flow_diverged, result)
-    # a bad input is not a voltage collapse: say which it is
-    result = RESULTS.where(~finite, RESULTS.non_finite_input, result)
+    result, diverged = _outcome(sol.result, v, finite)
     # A failed solve's outputs pass no gradient back through the adjoint (which would
     # differentiate at a point that is not a solution); its gradients are NaN instead,
     # unless the caller masked it out (see `_failure.py`).

@@ -307,6 +307,9 @@ class GradMAP(AbstractTrainer):
     def step(
         self, env: Environment, state: TrainState
     ) -> tuple[TrainState, dict[str, Float[Array, ""]]]:
+        # Long: GradMAP's step in the order of the paper's algorithm: surrogate,
+        # curvature, inner updates, line search onto the trust region, multiplier; all
+        # work on one cached batch
         key, k_inner, grad = batch_gradient(self, env, state)
         k_inner, k_mb, k_ls = jax.random.split(k_inner, 3)
         # mean(g * d) over episodes, steps and agents is the first-order change of the
