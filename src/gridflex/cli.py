@@ -428,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The `gridflex` command's argument parser (every subcommand and option)."""
     # Long: one declaration per command and option, in the order `--help` lists them;
     # split up, one command's options would scatter over functions
+    from .feeders import DEFAULT_FEEDER
     from .training import TRAINERS
 
     parser = argparse.ArgumentParser(
@@ -442,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("powerflow", help="solve a feeder's power flow and report it")
-    p.add_argument("--feeder", default="ieee13", help="built-in name or .dss path")
+    p.add_argument("--feeder", default=DEFAULT_FEEDER, help="built-in name or .dss")
     p.add_argument("--load-scale", type=float, default=1.0, help="base-load multiplier")
     p.add_argument("--x64", action="store_true", help="solve in float64")
     p.add_argument("--out", help="folder for powerflow.json and voltages.csv")
@@ -450,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="evaluate on the held-out month")
     e.add_argument("run", nargs="?", help="a training run's folder")
     e.add_argument("--method", default="naive", help="naive (without a run folder)")
-    e.add_argument("--feeder", default="ieee13", help="built-in name or .dss path")
+    e.add_argument("--feeder", default=DEFAULT_FEEDER, help="built-in name or .dss")
     e.add_argument("--agents", type=int, default=10, help="number of homes")
     e.add_argument(
         "--taps",

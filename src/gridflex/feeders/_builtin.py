@@ -36,6 +36,9 @@ BUILTIN_DATA = Path(__file__).parent / "data"
 """The folder of the shipped OpenDSS models as published, with `SOURCES.md` (where
 each file comes from, its licence and checksum) and `regulator_taps.json`. The
 feeders are compiled from a copy without `Solve` commands (`builtin_master`)."""
+DEFAULT_FEEDER = "ieee13"
+"""The built-in feeder every default uses (the README's main job, the CLI, the
+PettingZoo environment): IEEE 13, small enough to train on a laptop."""
 _MASTERS = {
     "ieee13": "ieee13/IEEE13Nodeckt.dss",
     "ieee123": "ieee123/IEEE123Master.dss",

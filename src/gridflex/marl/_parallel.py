@@ -24,6 +24,7 @@ except ImportError as e:  # pragma: no cover - depends on the installed extras
 
 from .._misc import default_float
 from ..env import Environment, make_environment, OBS_NAMES
+from ..feeders import DEFAULT_FEEDER
 from ._functional import GridState, MultiAgentGrid
 
 
@@ -185,7 +186,7 @@ def _global_state(grid: MultiAgentGrid, state: GridState):
 
 
 def parallel_env(
-    feeder: str = "ieee13",
+    feeder: str = DEFAULT_FEEDER,
     agents: int = 10,
     seed: int = 0,
     *,

@@ -6,7 +6,7 @@ from typing import Any
 import equinox as eqx
 
 from ..env import EnvConfig, Environment, make_environment
-from ..feeders import Feeder
+from ..feeders import DEFAULT_FEEDER, Feeder
 from ._base import AbstractTrainer
 from ._ppo import IPPO, MAPPO
 from ._trainers import GradMA, GradMAP, GradMARPO
@@ -65,7 +65,7 @@ def default_config() -> dict[str, Any]:
     env = EnvConfig()
     return {
         "run": {
-            "feeder": "ieee13",
+            "feeder": DEFAULT_FEEDER,
             # a built-in feeder's regulators: settled for the households' mean net
             # demand (the homes replace the spot loads), not the nominal peak
             "taps": "homes",
