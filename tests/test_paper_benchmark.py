@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,8 +44,9 @@ def test_paper_benchmark_runs_end_to_end(tmp_path):
         np.testing.assert_allclose(
             run["held_out"]["naive"]["cost_total"], table["naive"]["cost_total"]
         )
-    for name in ("curves", "cumulative_cost"):
-        assert (tmp_path / f"paper_ieee13_3_{name}.png").stat().st_size > 10_000
+    for name in ("curves", "cumulative_cost"):  # titled with the case and seed
+        title = Image.open(tmp_path / f"paper_ieee13_3_{name}.png").text["Title"]
+        assert "ieee13, 3 homes" in title and "seed 0" in title, title
     done = subprocess.run(
         [*base, "--agents-figure", "ieee13:3"], env=env, capture_output=True, text=True
     )
@@ -75,7 +77,8 @@ def test_paper_benchmark_runs_end_to_end(tmp_path):
         (tmp_path / "paper" / "ieee13_3" / "mappo_per_agent_seed0.json").read_text()
     )
     assert len(run["metrics"]["explained_variance"]) == 6
-    assert (tmp_path / "paper_critics_ieee13_3.png").stat().st_size > 10_000
+    title = Image.open(tmp_path / "paper_critics_ieee13_3.png").text["Title"]
+    assert title.startswith("MAPPO's critic designs, ieee13, 3 homes"), title
 
 
 def test_paper_benchmark_variant_is_mappo_with_per_agent_critics():

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from PIL import Image
 
 import gridflex as gf
 from gridflex.env import make_environment, PolicyController
@@ -374,13 +375,15 @@ def test_train_writes_the_output_contract(tmp_path):
     assert [r["step"] for r in rows] == [1, 2]
     for key in ("step", "wall_s", "cost", "voltage_violation", *env().channels):
         assert key in rows[0], key
+    # every figure titled with the method as readers name it, the feeder and homes
     for png in (
         "training_curves",
         "agent_power",
         "voltage_envelope",
         "cumulative_cost",
     ):
-        assert (tmp_path / f"{png}.png").stat().st_size > 10_000
+        title = Image.open(tmp_path / f"{png}.png").text["Title"]
+        assert "GradMAP" in title and "on ieee13, 10 homes" in title, (png, title)
     # `gridflex evaluate RUN` reproduces the evaluation from the checkpoint
     again = tmp_path / "again"
     assert main(["evaluate", str(tmp_path), "--out", str(again), "--days", "2"]) == 0
@@ -390,8 +393,10 @@ def test_train_writes_the_output_contract(tmp_path):
     # `gridflex plot` overlays runs
     figures = tmp_path / "figures"
     assert main(["plot", str(tmp_path), "--out", str(figures)]) == 0
-    assert (figures / "training_curves.png").exists()
-    assert (figures / "cumulative_cost.png").exists()
+    curves = Image.open(figures / "training_curves.png").text["Title"]
+    assert curves == f"Training curves: {tmp_path.name}"
+    costs = Image.open(figures / "cumulative_cost.png").text["Title"]
+    assert costs == f"Cumulative held-out cost: {tmp_path.name}, naive"
     # `gridflex export RUN` writes every home's policy from the checkpoint
     assert main(["export", str(tmp_path)]) == 0
     manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())

@@ -94,8 +94,8 @@ def write_figures(
         paths[-1],
         labels=["naive", method],
         kinds=list(trained.kinds),
-        title=f"Every agent's power on held-out day {day + 1}{case} "
-        "(the naive rule's worst voltage day)",
+        title=f"{method} and the naive rule: every agent's power on held-out day "
+        f"{day + 1}{case} (the naive rule's worst voltage day)",
         dt_h=env.config.dt_h,
     )
     paths.append(out / "voltage_envelope.png")
@@ -106,7 +106,8 @@ def write_figures(
         limits=(env.config.v_min_pu, env.config.v_max_pu),
         other=(naive.v_min_pu[day], naive.v_max_pu[day]),
         labels=(method, "naive"),
-        title=f"Lowest and highest node voltage, held-out day {day + 1}{case}",
+        title=f"{method} and the naive rule: lowest and highest node voltage, "
+        f"held-out day {day + 1}{case}",
         dt_h=env.config.dt_h,
     )
     paths.append(out / "cumulative_cost.png")

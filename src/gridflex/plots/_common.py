@@ -82,14 +82,16 @@ def png_path(path: str | Path | None) -> Path | None:
 
 def finish(fig: Figure, path: Path | None) -> Figure:
     """Write `fig` as a PNG at `path` when one is given (parent directories
-    created), and return it.
+    created; its title in the PNG's `Title` text), and return it.
 
     The size in pixels is `figsize * dpi` exactly (no tight bounding box), so that
     figures for a report line up.
     """
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png", dpi=fig.dpi)
+        title = fig.get_suptitle() or (fig.axes[0].get_title() if fig.axes else "")
+        # the title in the PNG's metadata too: file browsers and scripts see it
+        fig.savefig(path, format="png", dpi=fig.dpi, metadata={"Title": title})
     return fig
 
 
