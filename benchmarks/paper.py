@@ -468,8 +468,8 @@ def report(case, batch, seeds, results, dual_steps=None) -> dict:
     plot_training_curves(
         curves,
         stem + "_curves.png",
-        title=f"The five methods on {_case_title(case, batch or 500)}, seed {first} "
-        "(run time = steps × idle s/step)",
+        title=f"{', '.join(curves)} on {_case_title(case, batch or 500)}, seed "
+        f"{first}\n(run time = steps × idle s/step)",
         smooth=10,
     )
     costs = {

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib import ticker
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -72,6 +73,14 @@ def _dual_boundaries(
                 s for (s, d), (_, d0) in zip(marks[1:], marks[:-1]) if d > d0
             ]
     return "", []
+
+
+def _plain_log_labels(ax) -> None:
+    """Log-axis ticks at 1, 2 and 5 of each decade, as plain numbers (0.5, 1, 2),
+    not powers of ten."""
+    ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda y, _: f"{y:g}"))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
 
 
 def plot_training_curves(
@@ -159,6 +168,7 @@ def plot_training_curves(
         axes[r, 0].set_ylabel(f"{label_of(key)}\n[{unit_of(key, units, currency)}]")
         if key in log_keys:
             axes[r, 0].set_yscale("log")
+            _plain_log_labels(axes[r, 0])
         for ax in axes[r]:
             ax.grid(True, alpha=0.3)
     owner, bounds = _dual_boundaries(runs) if mark_dual_steps else ("", [])
