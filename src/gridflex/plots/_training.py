@@ -5,10 +5,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from jaxtyping import Float
 from matplotlib import ticker
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from .._custom_types import AnyArray
 from ._common import finish, label_of, new_figure, png_path, unit_of
 
 
@@ -44,10 +46,13 @@ def _series(
     )
 
 
-def trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
+def trailing_mean(
+    values: Float[AnyArray, " n"], window: int
+) -> Float[np.ndarray, " n"]:
     """Mean of each value and the `window - 1` before it (fewer at the start),
     skipping missing values; each window summed on its own (no running sum, whose
     rounding can leave a constant series off its own level)."""
+    values = np.asarray(values, dtype=np.float64)
     out = np.empty_like(values)
     for i in range(values.size):
         chunk = values[max(0, i - window + 1) : i + 1]
