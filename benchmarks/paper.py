@@ -479,7 +479,7 @@ def report(case, batch, seeds, results, dual_steps=None) -> dict:
     plot_cumulative_cost(
         costs,
         stem + "_cumulative_cost.png",
-        title=f"Held-out month, days chained: {_case_title(case, batch or 500)}, "
+        title=f"Held-out month, days chained\n{_case_title(case, batch or 500)}, "
         f"seed {first}",
     )
     print(json.dumps({k: out[k] for k in ("gradmap_speedup",)}, indent=1))
