@@ -84,7 +84,7 @@ METHODS = ("gradmap", "gradma", "gradma_rpo", "ippo", "mappo")
 # agent is the MAPPO authors' `separated` design, compared with the shared critic.
 VARIANTS = {"mappo_per_agent": ("mappo", {"critic": "per_agent"})}
 CHOICES = METHODS + tuple(VARIANTS)
-VARIANT_NAMES = {"mappo_per_agent": "MAPPO, per-agent critics", "naive": "naive"}
+VARIANT_NAMES = {"mappo_per_agent": "MAPPO, per-agent critics"}
 
 
 def display(method: str) -> str:
@@ -148,7 +148,7 @@ def _trainer(method: str, batch: int | None, tiny: bool, dual_steps: int | None 
 
 def _held_out(env, policy, days: int | None) -> dict:
     from gridflex.env import PolicyController
-    from gridflex.evaluation import evaluate, naive_evaluation
+    from gridflex.evaluation import evaluate, NAIVE, naive_evaluation
 
     out = {}
     for label, ev in (
@@ -156,7 +156,7 @@ def _held_out(env, policy, days: int | None) -> dict:
             "policy",
             evaluate(env, PolicyController(policy, deterministic=True), days=days),
         ),
-        ("naive", naive_evaluation(env, days=days)),
+        (NAIVE, naive_evaluation(env, days=days)),
     ):
         summary = ev.summary()
         out[label] = {k: summary[k] for k in HELD_OUT} | {
@@ -294,6 +294,7 @@ def critics(case, batch, dual_steps, seeds, results, tiny=False) -> dict:
     the seeds; every seed's figures beside them. Writes
     `paper_critics_<case>.json` and `paper_critics_<case>.png` (the first seed's
     curves against primal steps and run time = steps x s/step)."""
+    from gridflex.evaluation import NAIVE
     from gridflex.plots import plot_training_curves
 
     name = _name(case, batch, dual_steps)
@@ -326,7 +327,7 @@ def critics(case, batch, dual_steps, seeds, results, tiny=False) -> dict:
                 **{f"final_{k}": v for k, v in two.final_levels(rows).items()},
                 "held_out_cost": held["policy"]["cost_total"],
                 "held_out_voltage_sum": held["policy"]["voltage_violation_sum_pu"],
-                "naive_held_out_cost": held["naive"]["cost_total"],
+                "naive_held_out_cost": held[NAIVE]["cost_total"],
             }
             if seed == seeds[0]:
                 step_s = point["seconds_per_primal_step"]
@@ -383,15 +384,7 @@ def _case_title(case: str, batch: int) -> str:
 
 def _timed_rows(rows: list[dict], record: dict, step_s: float) -> list[dict]:
     """A stored run's rows with rule 2's run time and the dual step of each row."""
-    n_primal = record["schedule"][1]
-    return [
-        {
-            **r,
-            "wall_s": r["step"] * step_s,
-            "dual_step": (int(r["step"]) - 1) // n_primal,
-        }
-        for r in rows
-    ]
+    return two.timed_rows(rows, step_s, n_primal=record["schedule"][1])
 
 
 def _median(values: list) -> float | None:
@@ -400,6 +393,7 @@ def _median(values: list) -> float | None:
 
 
 def report(case, batch, seeds, results, dual_steps=None) -> dict:
+    from gridflex.evaluation import NAIVE
     from gridflex.plots import plot_cumulative_cost, plot_training_curves
 
     name = _name(case, batch, dual_steps)
@@ -431,16 +425,16 @@ def report(case, batch, seeds, results, dual_steps=None) -> dict:
         for m in methods
         if m != "gradmap"
     }
-    table = {}
-    for m in [*methods, "naive"]:
-        rows = [
-            rec[m if m != "naive" else "gradmap"]["held_out"][
-                "policy" if m != "naive" else "naive"
-            ]
-            for _, rec, _ in stored.values()
-            if (m if m != "naive" else "gradmap") in rec
-        ]
-        table[m] = {k: _median([r[k] for r in rows]) for k in HELD_OUT}
+    # each method's own held-out rows, and the naive rule's (stored with GradMAP's run)
+    held = {
+        m: [rec[m]["held_out"]["policy"] for _, rec, _ in stored.values() if m in rec]
+        for m in methods
+    }
+    held[NAIVE] = [rec["gradmap"]["held_out"][NAIVE] for _, rec, _ in stored.values()]
+    table = {
+        m: {k: _median([r[k] for r in rows]) for k in HELD_OUT}
+        for m, rows in held.items()
+    }
     out = {
         "command": "python benchmarks/paper.py " + " ".join(sys.argv[1:]),
         "case": case,
@@ -475,10 +469,11 @@ def report(case, batch, seeds, results, dual_steps=None) -> dict:
     costs = {
         display(m): records[m]["held_out"]["policy"]["daily_cost"] for m in records
     }
-    costs["naive"] = records["gradmap"]["held_out"]["naive"]["daily_cost"]
+    costs[NAIVE] = records["gradmap"]["held_out"][NAIVE]["daily_cost"]
     plot_cumulative_cost(
         costs,
         stem + "_cumulative_cost.png",
+        baseline=NAIVE,
         title=f"Held-out month, days chained\n{_case_title(case, batch or 500)}, "
         f"seed {first}",
     )

@@ -409,8 +409,22 @@ def read_run(path: str) -> tuple[dict, list[dict]]:
     return stored, metrics
 
 
+def timed_rows(
+    rows: list[dict], step_s: float, n_primal: int | None = None
+) -> list[dict]:
+    """A stored run's rows with rule 2's run time (`wall_s`: steps times the idle
+    seconds per step) and, given the primal steps per dual step, each row's
+    `dual_step` (for the figures' dual-step marks)."""
+    out = [{**r, "wall_s": r["step"] * step_s} for r in rows]
+    if n_primal is not None:
+        for r in out:
+            r["dual_step"] = (int(r["step"]) - 1) // n_primal
+    return out
+
+
 def report(case: str, batch: int | None, seeds: list[int]) -> dict:
     from gridflex.plots import plot_training_curves
+    from gridflex.training import TRAINERS
 
     folder = _case_dir(case, batch)
     timing_path = os.path.join(RESULTS, f"timing_{os.path.basename(folder)}.json")
@@ -431,8 +445,8 @@ def report(case: str, batch: int | None, seeds: list[int]) -> dict:
             continue
         per_seed[seed] = analyse_seed(runs, seconds)
         for m, r in runs.items():
-            label = f"{'GradMA' if m == 'gradma' else 'GradMAP'}, seed {seed}"
-            curves[label] = [{**row, "wall_s": row["step"] * seconds[m]} for row in r]
+            label = f"{TRAINERS[m].display_name}, seed {seed}"
+            curves[label] = timed_rows(r, seconds[m])
     if not per_seed:
         raise SystemExit(f"no complete seed in {folder}")
     out = {

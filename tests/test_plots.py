@@ -208,7 +208,12 @@ def test_cumulative_cost(tmp_path):
         "naive": rng.uniform(100, 150, 31),
     }
     fig = gpl.plot_cumulative_cost(
-        costs, tmp_path / "cost.png", currency="EUR", title="Held-out month", dpi=DPI
+        costs,
+        tmp_path / "cost.png",
+        baseline="naive",
+        currency="EUR",
+        title="Held-out month",
+        dpi=DPI,
     )
     (ax,) = fig.axes
     assert ax.get_title() == "Held-out month"
@@ -230,3 +235,5 @@ def test_cumulative_cost_errors(tmp_path):
         gpl.plot_cumulative_cost({"a": np.ones(3), "b": np.ones(4)}, path)
     with pytest.raises(ValueError, match="no methods"):
         gpl.plot_cumulative_cost({}, path)
+    with pytest.raises(ValueError, match="baseline='naive' is not among.*a, b"):
+        gpl.plot_cumulative_cost({"a": np.ones(3), "b": np.ones(3)}, baseline="naive")

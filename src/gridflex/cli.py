@@ -240,18 +240,17 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from . import feeders
     from .env import make_environment
-    from .evaluation import naive_evaluation, report_run, write_evaluation
+    from .evaluation import NAIVE, naive_evaluation, write_evaluation
 
     if args.run is not None:
         return _evaluate_run(args)
-    if args.method != "naive":
+    if args.method != NAIVE:
         print(
             "gridflex evaluate: give a training run's folder to evaluate its "
-            "policies, or --method naive for the baseline.",
+            f"policies, or --method {NAIVE} for the baseline.",
             file=sys.stderr,
         )
         return 2
-    del report_run
     with _user_input():
         feeder = load_feeder(args.feeder, taps=args.taps)
         t0 = time.perf_counter()
@@ -385,7 +384,7 @@ def _crosscheck(day: int, env, controller, feeder: str, taps: str, out: Path) ->
 def _plot(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .evaluation import EVAL_FILE
+    from .evaluation import EVAL_FILE, NAIVE
     from .plots import plot_cumulative_cost, plot_training_curves
     from .runs import METRICS_FILE, read_metrics
 
@@ -402,7 +401,7 @@ def _plot(args: argparse.Namespace) -> int:
             summary = json.loads(report.read_text())
             costs[label] = np.asarray(summary["daily_cost"], dtype=float)
             costs.setdefault(
-                "naive", np.asarray(summary["naive"]["daily_cost"], dtype=float)
+                NAIVE, np.asarray(summary[NAIVE]["daily_cost"], dtype=float)
             )
     written = []
     names = ", ".join(curves or costs)
@@ -413,7 +412,10 @@ def _plot(args: argparse.Namespace) -> int:
     if costs:
         path = out / "cumulative_cost.png"
         plot_cumulative_cost(
-            costs, path, title=f"Cumulative held-out cost: {', '.join(costs)}"
+            costs,
+            path,
+            baseline=NAIVE,
+            title=f"Cumulative held-out cost: {', '.join(costs)}",
         )
         written.append(path)
     if not written:
@@ -428,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The `gridflex` command's argument parser (every subcommand and option)."""
     # Long: one declaration per command and option, in the order `--help` lists them;
     # split up, one command's options would scatter over functions
+    from .evaluation import NAIVE
     from .feeders import DEFAULT_FEEDER
     from .training import TRAINERS
 
@@ -450,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_powerflow)
     e = sub.add_parser("evaluate", help="evaluate on the held-out month")
     e.add_argument("run", nargs="?", help="a training run's folder")
-    e.add_argument("--method", default="naive", help="naive (without a run folder)")
+    e.add_argument("--method", default=NAIVE, help=f"{NAIVE} (without a run folder)")
     e.add_argument("--feeder", default=DEFAULT_FEEDER, help="built-in name or .dss")
     e.add_argument("--agents", type=int, default=10, help="number of homes")
     e.add_argument(

@@ -8,6 +8,7 @@ from ._evaluate import (
     EVAL_FILE as EVAL_FILE,
     evaluate as evaluate,
     Evaluation as Evaluation,
+    NAIVE as NAIVE,
     naive_evaluation as naive_evaluation,
     write_evaluation as write_evaluation,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "CrossCheck",
     "evaluate",
     "Evaluation",
+    "NAIVE",
     "naive_evaluation",
     "opendss_crosscheck",
     "report_run",

@@ -20,6 +20,8 @@ from ..env._environment import VOLTAGE
 
 
 EVAL_FILE = "eval.json"
+# The name the naive rule is filed under: in `eval.json`, reports and figures.
+NAIVE = "naive"
 """The evaluation file of a run folder: the held-out month's figures, the trained
 policies' and, under `naive`, the naive rule's."""
 
@@ -186,8 +188,8 @@ def _chained(env: Environment, controller: AbstractController, key, n_days: int)
 
 
 def naive_evaluation(env: Environment, *, days: int | None = None) -> Evaluation:
-    """The naive baseline over the held-out days."""
-    return evaluate(env, NaiveController(), method="naive", days=days)
+    """The naive baseline over the held-out days, filed under the method `NAIVE`."""
+    return evaluate(env, NaiveController(), method=NAIVE, days=days)
 
 
 def write_evaluation(directory: str | os.PathLike, summary: dict[str, Any]) -> str:

@@ -13,7 +13,13 @@ from ..plots import (
     plot_training_curves,
     plot_voltage_envelope,
 )
-from ._evaluate import evaluate, Evaluation, naive_evaluation, write_evaluation
+from ._evaluate import (
+    evaluate,
+    Evaluation,
+    NAIVE,
+    naive_evaluation,
+    write_evaluation,
+)
 
 
 def report_run(
@@ -56,7 +62,7 @@ def report_run(
     summary["primal_steps"] = primal_steps
     naive_summary = naive.summary()
     naive_summary["feeder"] = feeder
-    summary["naive"] = naive_summary
+    summary[NAIVE] = naive_summary
     write_evaluation(out, summary)
     if plots:
         write_figures(env, out, trained, naive, metrics, label or method, feeder=feeder)
@@ -92,7 +98,7 @@ def write_figures(
     plot_agent_power(
         np.stack([naive.power_pu[day], trained.power_pu[day]]),
         paths[-1],
-        labels=["naive", method],
+        labels=[NAIVE, method],
         kinds=list(trained.kinds),
         title=f"{method} and the naive rule: every agent's power on held-out day "
         f"{day + 1}{case} (the naive rule's worst voltage day)",
@@ -105,15 +111,16 @@ def write_figures(
         paths[-1],
         limits=(env.config.v_min_pu, env.config.v_max_pu),
         other=(naive.v_min_pu[day], naive.v_max_pu[day]),
-        labels=(method, "naive"),
+        labels=(method, NAIVE),
         title=f"{method} and the naive rule: lowest and highest node voltage, "
         f"held-out day {day + 1}{case}",
         dt_h=env.config.dt_h,
     )
     paths.append(out / "cumulative_cost.png")
     plot_cumulative_cost(
-        {method: trained.daily_cost, "naive": naive.daily_cost},
+        {method: trained.daily_cost, NAIVE: naive.daily_cost},
         paths[-1],
+        baseline=NAIVE,
         currency=env.test.currency,
         title=f"Cumulative held-out cost, {method} and the naive rule{case}",
     )

@@ -11,27 +11,28 @@ from .._custom_types import AnyArray
 from ._common import as_real, finish, new_figure, png_path
 
 
-BASELINE = "naive"
-
-
 def plot_cumulative_cost(
     costs: Mapping[str, Float[AnyArray, " day"]],
     path: str | Path | None = None,
     *,
+    baseline: str | None = None,
     currency: str = "GBP",
     title: str = "Cumulative out-of-sample cost",
     figsize: tuple[float, float] = (8.0, 4.5),
     dpi: int = 100,
 ) -> Figure:
     """Each method's cumulative operating cost over consecutive held-out days (the
-    paper's Fig. 7); the legend gives each method's total, and a method named
-    `"naive"` (the rule-based baseline) is drawn grey and dashed.
+    paper's Fig. 7); the legend gives each method's total, and the `baseline` (a
+    reference the methods are read against, such as the naive rule) is drawn grey and
+    dashed.
 
     **Arguments:**
 
     - `costs`: method name -> total operating cost of the population on each
         held-out day, in `currency`; all methods over the same days.
     - `path`: where to write the figure as a PNG; none by default.
+    - `baseline`: the name in `costs` of the reference series, if any
+        (`gridflex.evaluation.NAIVE` for the naive rule).
     - `currency`: the tariff's currency, for the axis label.
     - `title`: the figure's title.
     - `figsize`: inches.
@@ -44,6 +45,11 @@ def plot_cumulative_cost(
         raise ValueError("plot_cumulative_cost: no methods given.")
     series = {name: as_real(f"costs[{name!r}]", c, 1) for name, c in costs.items()}
     lengths = {name: c.size for name, c in series.items()}
+    if baseline is not None and baseline not in series:
+        raise ValueError(
+            f"plot_cumulative_cost: baseline={baseline!r} is not among the methods "
+            f"({', '.join(series)})."
+        )
     if len(set(lengths.values())) > 1:
         raise ValueError(
             "plot_cumulative_cost: methods cover different numbers of days "
@@ -56,7 +62,7 @@ def plot_cumulative_cost(
         total = np.cumsum(c)
         days = np.arange(1, c.size + 1)
         label = f"{name} ({total[-1]:,.0f} {currency})"
-        baseline = name == BASELINE
+        is_baseline = name == baseline
         ax.plot(
             days,
             total,
@@ -64,8 +70,8 @@ def plot_cumulative_cost(
             markersize=3,
             linewidth=1.2,
             label=label,
-            color="0.45" if baseline else None,
-            linestyle="--" if baseline else "-",
+            color="0.45" if is_baseline else None,
+            linestyle="--" if is_baseline else "-",
         )
     ax.set_xlabel("held-out day [–]")
     ax.set_ylabel(f"cumulative cost [{currency}]")
