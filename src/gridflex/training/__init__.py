@@ -46,6 +46,7 @@ from ._ppo import (
     transitions as transitions,
 )
 from ._trainers import (
+    AbstractOptaxTrainer as AbstractOptaxTrainer,
     GradMA as GradMA,
     GradMAP as GradMAP,
     GradMAPState as GradMAPState,
@@ -55,6 +56,7 @@ from ._trainers import (
 
 __all__ = [
     "AbstractCritic",
+    "AbstractOptaxTrainer",
     "AbstractPPO",
     "AbstractTrainer",
     "apply_updates",

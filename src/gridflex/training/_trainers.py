@@ -113,7 +113,25 @@ def _inner_loop(
     return eqx.combine(params, static), opt_state, made
 
 
-class GradMA(AbstractTrainer):
+class AbstractOptaxTrainer(AbstractTrainer):
+    """A trainer whose actors move by an optax transformation of their parameter
+    gradient, as GradMA and GradMA-RPO do: Adam at `lr`, or the `optimiser` a user
+    composes (`optimiser_field`). `init` starts its state; `step` applies
+    `actor_optimiser()`."""
+
+    lr: eqx.AbstractVar[float]
+    policy: eqx.AbstractVar[PolicyConfig]
+    optimiser: eqx.AbstractVar[optax.GradientTransformation | None]
+
+    def actor_optimiser(self) -> optax.GradientTransformation:
+        """The actors' optax transformation: `optimiser`, or Adam at `lr`."""
+        return adam_unless(self.optimiser, self.lr)
+
+    def init(self, env: Environment, key: PRNGKeyArray) -> TrainState:
+        return init_state(self, env, key, self.actor_optimiser(), self.policy)
+
+
+class GradMA(AbstractOptaxTrainer):
     """Gradient-based multi-agent learning: a fresh environment gradient per update.
 
     The parameter gradient is `d/dtheta [L / N - c_ent H]`, with `L` the batch's mean
@@ -145,11 +163,6 @@ class GradMA(AbstractTrainer):
     policy: PolicyConfig = PolicyConfig()
     optimiser: optax.GradientTransformation | None = optimiser_field()
 
-    def init(self, env: Environment, key: PRNGKeyArray) -> TrainState:
-        return init_state(
-            self, env, key, adam_unless(self.optimiser, self.lr), self.policy
-        )
-
     def step(
         self, env: Environment, state: TrainState
     ) -> tuple[TrainState, dict[str, Float[Array, ""]]]:
@@ -165,7 +178,7 @@ class GradMA(AbstractTrainer):
 
         grads = eqx.filter_grad(loss)(state.policy)
         policy, opt_state = apply_updates(
-            adam_unless(self.optimiser, self.lr), state.policy, grads, state.opt_state
+            self.actor_optimiser(), state.policy, grads, state.opt_state
         )
         new = next_state(
             self,
@@ -393,7 +406,7 @@ class GradMAP(AbstractTrainer):
         return new, metrics
 
 
-class GradMARPO(AbstractTrainer):
+class GradMARPO(AbstractOptaxTrainer):
     """GradMA-RPO: the cached environment gradient reused under a PPO-style trust
     region in distribution space: the first-order term counts only samples whose
     probability ratio `pi_theta(a) / pi_old(a)` stays within `1 +- clip`, and a KL
@@ -420,11 +433,6 @@ class GradMARPO(AbstractTrainer):
     policy: PolicyConfig = PolicyConfig()
     optimiser: optax.GradientTransformation | None = optimiser_field()
 
-    def init(self, env: Environment, key: PRNGKeyArray) -> TrainState:
-        return init_state(
-            self, env, key, adam_unless(self.optimiser, self.lr), self.policy
-        )
-
     def step(
         self, env: Environment, state: TrainState
     ) -> tuple[TrainState, dict[str, Float[Array, ""]]]:
@@ -450,7 +458,7 @@ class GradMARPO(AbstractTrainer):
 
         policy, opt_state, made = _inner_loop(
             surrogate,
-            adam_unless(self.optimiser, self.lr),
+            self.actor_optimiser(),
             state.policy,
             k_inner,
             self.inner_steps,
