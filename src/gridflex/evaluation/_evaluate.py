@@ -20,10 +20,12 @@ from ..env._environment import VOLTAGE
 
 
 EVAL_FILE = "eval.json"
-# The name the naive rule is filed under: in `eval.json`, reports and figures.
-NAIVE = "naive"
 """The evaluation file of a run folder: the held-out month's figures, the trained
-policies' and, under `naive`, the naive rule's."""
+policies' and, under `NAIVE`, the naive rule's."""
+
+NAIVE = "naive"
+"""The name the naive rule is filed under: its key in `eval.json` and in the
+benchmarks' records, its `--method` in `gridflex evaluate`, its label in figures."""
 
 
 @dataclasses.dataclass
