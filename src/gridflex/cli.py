@@ -432,8 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     # split up, one command's options would scatter over functions
     from .evaluation import NAIVE
     from .feeders import DEFAULT_FEEDER
-    from .training import TRAINERS
+    from .training import default_config, TRAINERS
 
+    run = default_config()["run"]  # the defaults the options name
     parser = argparse.ArgumentParser(
         prog="gridflex",
         description="Decentralised grid-edge control through a differentiable "
@@ -454,15 +455,15 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="evaluate on the held-out month")
     e.add_argument("run", nargs="?", help="a training run's folder")
     e.add_argument("--method", default=NAIVE, help=f"{NAIVE} (without a run folder)")
-    e.add_argument("--feeder", default=DEFAULT_FEEDER, help="built-in name or .dss")
-    e.add_argument("--agents", type=int, default=10, help="number of homes")
+    e.add_argument("--feeder", default=run["feeder"], help="built-in name or .dss")
+    e.add_argument("--agents", type=int, default=run["agents"], help="number of homes")
     e.add_argument(
         "--taps",
-        default="homes",
+        default=run["taps"],
         choices=("homes", "regulated", "file"),
         help="a built-in feeder's regulator taps (as run.taps; default homes)",
     )
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=int, default=run["seed"])
     e.add_argument("--days", type=int, default=None, help="first N held-out days")
     e.add_argument("--out", default=None, help="folder for eval.json (and figures)")
     e.add_argument(
@@ -482,10 +483,16 @@ def build_parser() -> argparse.ArgumentParser:
         "Settings: built-in defaults (paper Table I), then --config, then options.",
     )
     t.add_argument("--config", help="a TOML file of settings (see config.toml)")
-    t.add_argument("--feeder", help="built-in name or .dss path (default ieee13)")
-    t.add_argument("--agents", type=int, help="number of homes (default 10)")
-    t.add_argument("--method", choices=tuple(TRAINERS))
-    t.add_argument("--seed", type=int)
+    t.add_argument(
+        "--feeder", help=f"built-in name or .dss path (default {run['feeder']})"
+    )
+    t.add_argument(
+        "--agents", type=int, help=f"number of homes (default {run['agents']})"
+    )
+    t.add_argument(
+        "--method", choices=tuple(TRAINERS), help=f"(default {run['method']})"
+    )
+    t.add_argument("--seed", type=int, help=f"(default {run['seed']})")
     t.add_argument("--out", default="runs/default", help="run folder")
     t.add_argument("--resume", action="store_true", help="continue a killed run")
     t.add_argument(
