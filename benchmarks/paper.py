@@ -281,7 +281,9 @@ agents) and one centralised critic per agent (the MAPPO authors' `separated`
 runner)."""
 
 
-def critics(case, batch, dual_steps, seeds, results, tiny=False) -> dict:
+def critics(
+    case, batch, dual_steps, seeds, results, tiny=False, stored_scale=False
+) -> dict:
     """MAPPO with its shared critic against MAPPO with one critic per agent, on the
     same case, batch, schedule and seeds (issue 10's comparison at 100 agents).
 
@@ -293,7 +295,10 @@ def critics(case, batch, dual_steps, seeds, results, tiny=False) -> dict:
     duals); and the held-out month. Medians over
     the seeds; every seed's figures beside them. Writes
     `paper_critics_<case>.json` and `paper_critics_<case>.png` (the first seed's
-    curves against primal steps and run time = steps x s/step)."""
+    curves against primal steps and run time = steps x s/step). `stored_scale`
+    (`--critics --report`): the seconds per step and memory measured before, from
+    `paper_scale_<case>_<design>.json`, instead of measuring them again (which wants
+    an idle machine)."""
     from gridflex.evaluation import NAIVE
     from gridflex.plots import plot_training_curves
 
@@ -312,7 +317,12 @@ def critics(case, batch, dual_steps, seeds, results, tiny=False) -> dict:
     }
     curves = {}
     for m in CRITIC_DESIGNS:
-        point = scale(case, m, batch, 1 if tiny else 3, results, tiny)
+        stored = os.path.join(results, f"paper_scale_{_name(case, batch)}_{m}.json")
+        if stored_scale and os.path.exists(stored):
+            with open(stored) as f:
+                point = json.load(f)
+        else:
+            point = scale(case, m, batch, 1 if tiny else 3, results, tiny)
         per_seed = {}
         for seed in seeds:
             record, rows = two.read_run(os.path.join(folder, f"{m}_seed{seed}.json"))
@@ -349,8 +359,8 @@ def critics(case, batch, dual_steps, seeds, results, tiny=False) -> dict:
         curves,
         stem + ".png",
         keys=("cost", "voltage_violation", "explained_variance", "value_loss"),
-        title=f"MAPPO's critic designs, {_case_title(case, out['batch'])}, seed "
-        f"{seeds[0]} (run time = steps × idle s/step)",
+        title=f"MAPPO's critic designs on {_case_title(case, out['batch'])}, seed "
+        f"{seeds[0]}\n(run time = steps × idle s/step)",
         smooth=10,
     )
     return out
@@ -551,7 +561,13 @@ def main(argv=None) -> int:
         return 0
     if args.critics:
         out = critics(
-            args.case, args.batch, args.dual_steps, args.seeds, args.results, args.tiny
+            args.case,
+            args.batch,
+            args.dual_steps,
+            args.seeds,
+            args.results,
+            args.tiny,
+            stored_scale=args.report,
         )
         print(json.dumps(out["median"], indent=1))
         return 0

@@ -78,7 +78,22 @@ def test_paper_benchmark_runs_end_to_end(tmp_path):
     )
     assert len(run["metrics"]["explained_variance"]) == 6
     title = Image.open(tmp_path / "paper_critics_ieee13_3.png").text["Title"]
-    assert title.startswith("MAPPO's critic designs, ieee13, 3 homes"), title
+    assert title.startswith("MAPPO's critic designs on ieee13, 3 homes"), title
+    # --report redraws from the stored runs and the stored measurements: the same
+    # seconds per step, not a new measurement
+    stored = tmp_path / "paper_scale_ieee13_3_mappo.json"
+    point = json.loads(stored.read_text())
+    stored.write_text(json.dumps({**point, "seconds_per_primal_step": 123.0}))
+    done = subprocess.run(
+        [*base, "--critics", "--tiny", "--seeds", "0", "--report"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    again = json.loads((tmp_path / "paper_critics_ieee13_3.json").read_text())
+    assert again["designs"]["mappo"]["seconds_per_primal_step"] == 123.0
+    assert again["designs"]["mappo_per_agent"] == per_agent
 
 
 def test_paper_benchmark_variant_is_mappo_with_per_agent_critics():
