@@ -167,9 +167,9 @@ def _train(args: argparse.Namespace) -> int:
         default_config,
         environment_from_config,
         fit,
+        mesh_for,
         trainer_from_config,
     )
-    from .training._loop import mesh_for
 
     if args.hosts or args.coordinator is not None:
         initialize_hosts(args.coordinator, args.num_processes, args.process_id)
@@ -278,9 +278,8 @@ def _load_run(run_dir: Path):
     env, state, step, meta)`; a folder that is not a run is the user's error."""
     import jax
 
-    from .runs import CONFIG_FILE, load_checkpoint, load_config
+    from .runs import CHECKPOINTS_DIR, CONFIG_FILE, load_checkpoint, load_config
     from .training import default_config, environment_from_config, trainer_from_config
-    from .training._loop import CHECKPOINTS
 
     if not (run_dir / CONFIG_FILE).is_file():
         raise _UserError(
@@ -295,7 +294,7 @@ def _load_run(run_dir: Path):
         trainer = trainer_from_config(config)
     like = trainer.init(env, jax.random.key(int(run["seed"])))
     with _user_input():
-        state, step, meta = load_checkpoint(run_dir / CHECKPOINTS, like=like)
+        state, step, meta = load_checkpoint(run_dir / CHECKPOINTS_DIR, like=like)
     return config, env, state, step, meta
 
 

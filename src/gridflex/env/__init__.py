@@ -9,11 +9,13 @@ from ._environment import (
     make_environment as make_environment,
     NaiveController as NaiveController,
     OBS_NAMES as OBS_NAMES,
+    OBS_VOLTAGE_PU as OBS_VOLTAGE_PU,
     OpenLoopController as OpenLoopController,
     PolicyController as PolicyController,
     Rollout as Rollout,
     StepInputs as StepInputs,
     StepTrace as StepTrace,
+    VOLTAGE as VOLTAGE,
 )
 from ._placement import (
     place_homes as place_homes,
@@ -44,6 +46,7 @@ __all__ = [
     "make_environment",
     "NaiveController",
     "OBS_NAMES",
+    "OBS_VOLTAGE_PU",
     "OpenLoopController",
     "place_homes",
     "Placement",
@@ -55,4 +58,5 @@ __all__ = [
     "StepInputs",
     "StepTrace",
     "sync_processes",
+    "VOLTAGE",
 ]

@@ -46,6 +46,8 @@ from ._sharding import shard_episodes
 
 
 VOLTAGE = "voltage"
+"""The voltage channel's name: the key of its dual in `lambdas`, of its level in
+`Rollout.channels` and in the metrics (`lambda_voltage`)."""
 OBS_VOLTAGE_PU = (0.9, 0.2)
 """The local-voltage observation is `(v - 0.9) / 0.2`: 0 at 0.9 pu, 1 at 1.1 pu."""
 OBS_DIM = 8

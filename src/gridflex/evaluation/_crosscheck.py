@@ -17,8 +17,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..env import AbstractController, Environment
-from ..feeders._builtin import builtin_master, resolve_taps
-from ..feeders._reference import compile_reference, opendss_node_voltages
+from ..feeders import (
+    builtin_master,
+    compile_reference,
+    opendss_node_voltages,
+    resolve_taps,
+)
 from ..powerflow import power_flow, ZBus
 
 

@@ -15,8 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..env import AbstractController, Environment, NaiveController
-from ..env._environment import VOLTAGE
+from ..env import AbstractController, Environment, NaiveController, VOLTAGE
 
 
 EVAL_FILE = "eval.json"

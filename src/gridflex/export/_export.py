@@ -23,8 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..env import Environment, OBS_NAMES
-from ..env._environment import OBS_VOLTAGE_PU
+from ..env import Environment, OBS_NAMES, OBS_VOLTAGE_PU
 from ..policies import GaussianMLPPolicy
 
 

@@ -19,8 +19,7 @@ import jax.tree_util as jtu
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from .._misc import default_float
-from ..env import DayState, Environment, StepInputs
-from ..env._environment import VOLTAGE
+from ..env import DayState, Environment, StepInputs, VOLTAGE
 
 
 class GridState(eqx.Module):

@@ -2,6 +2,7 @@
 metrics, TOML configuration with checked overrides, and a progress line."""
 
 from ._checkpoint import (
+    CHECKPOINTS_DIR as CHECKPOINTS_DIR,
     DamagedCheckpointWarning as DamagedCheckpointWarning,
     latest_checkpoint as latest_checkpoint,
     list_checkpoints as list_checkpoints,
@@ -30,6 +31,7 @@ from ._progress import (
 
 
 __all__ = [
+    "CHECKPOINTS_DIR",
     "CONFIG_FILE",
     "DamagedCheckpointWarning",
     "format_elapsed",

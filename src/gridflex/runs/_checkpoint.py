@@ -30,6 +30,10 @@ from jaxtyping import PyTree
 from ._atomic import atomic_write, atomic_write_text, remove_stale_temporaries
 
 
+CHECKPOINTS_DIR = "checkpoints"
+"""The checkpoints folder of a run folder (`fit` saves there; `--resume` reads it)."""
+
+
 FORMAT = "gridflex-checkpoint"
 VERSION = 1
 LATEST = "latest"

@@ -27,7 +27,7 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 
 from .._misc import default_float
-from ..env import Environment, PolicyController
+from ..env import Environment, PolicyController, VOLTAGE
 from ..policies import (
     AbstractPolicy,
     gaussian_entropy,
@@ -366,7 +366,7 @@ def rollout_metrics(
     out = {
         "cost": cost,
         "lagrangian": lagrangian,
-        "voltage_violation": channels["voltage"],
+        "voltage_violation": channels[VOLTAGE],
         "failed_episodes": n_failed.astype(dtype),
         "non_finite_actions": n_non_finite_actions.astype(dtype),
     }

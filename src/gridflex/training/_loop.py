@@ -21,6 +21,7 @@ from jaxtyping import PRNGKeyArray
 
 from ..env import Environment, episode_mesh, is_lead_process, sync_processes
 from ..runs import (
+    CHECKPOINTS_DIR,
     latest_checkpoint,
     load_checkpoint,
     METRICS_FILE,
@@ -32,9 +33,6 @@ from ..runs import (
 )
 from ..runs._metrics import format_steps, missing_steps
 from ._base import AbstractTrainer, TrainState
-
-
-CHECKPOINTS = "checkpoints"
 
 
 @dataclasses.dataclass
@@ -127,7 +125,7 @@ def _open_run(
     if out_dir is None:
         return state, done, offset, writer
     out = Path(out_dir)
-    ckpt_dir = out / CHECKPOINTS
+    ckpt_dir = out / CHECKPOINTS_DIR
     has_run = latest_checkpoint(ckpt_dir) is not None if ckpt_dir.exists() else False
     if resume and has_run:
         state, done, meta = load_checkpoint(ckpt_dir, like=state)
@@ -208,7 +206,7 @@ def _fit(
                 )
             if writer is not None and (s % checkpoint_every == 0 or s == total):
                 save_checkpoint(
-                    writer.path.parent / CHECKPOINTS,
+                    writer.path.parent / CHECKPOINTS_DIR,
                     state,
                     step=s,
                     metadata={"wall_s": wall, "trainer": type(trainer).__name__},
