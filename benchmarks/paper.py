@@ -370,9 +370,22 @@ def critics(
 
 
 def analyse_seed(runs: dict[str, list[dict]], seconds: dict[str, float]) -> dict:
-    """Rule 3 for one seed: each method's pairwise joint target with GradMAP."""
+    """Rule 3 for one seed: each method's pairwise joint target with GradMAP; and,
+    as context, how many inner updates the methods that reuse a cached gradient made
+    per primal step (`inner_updates`: whether their trust region stops them)."""
     fin = {m: two.final_levels(r) for m, r in runs.items()}
-    out = {"final": fin, "pairwise": {}}
+    out = {"final": fin, "pairwise": {}, "inner_updates": {}}
+    for m, rows in runs.items():
+        if rows and "inner_steps_made" in rows[0]:
+            made = np.array([r["inner_steps_made"] for r in rows])
+            p10, p50, p90 = np.percentile(made, [10, 50, 90])
+            out["inner_updates"][m] = {
+                "mean": round(float(made.mean()), 2),
+                "p10": float(p10),
+                "median": float(p50),
+                "p90": float(p90),
+                "single_update_share": round(float(np.mean(made == 1)), 3),
+            }
     for m in runs:
         if m == "gradmap":
             continue

@@ -29,6 +29,12 @@ def test_paper_benchmark_runs_end_to_end(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "paper_ieee13_3.json").read_text())
     assert set(report["gradmap_speedup"]) == set(METHODS) - {"gradmap"}
+    # the methods that reuse a cached gradient report their inner updates per step
+    inner = report["per_seed"]["0"]["inner_updates"]
+    assert set(inner) == {"gradmap", "gradma_rpo"}
+    for made in inner.values():
+        assert 1 <= made["p10"] <= made["median"] <= made["p90"]
+        assert 0 <= made["single_update_share"] <= 1
     table = report["held_out_median_over_seeds"]
     assert set(table) == {*METHODS, "naive"}
     for figures in table.values():
