@@ -74,10 +74,12 @@ def test_every_complete_snippet_runs(tmp_path):
     for name, code in _snippets().items():
         if not _complete(code) or any(k in code for k in NOT_RUN):
             continue
+        if code in runnable.values():
+            continue  # the README repeats the index's quick-starts: run each once
         for old, new in SHORTER.items():
             code = code.replace(old, new)
         runnable[name] = code
-    assert len(runnable) >= 10, sorted(runnable)
+    assert len(runnable) >= 9, sorted(runnable)
     (tmp_path / "snippets.json").write_text(json.dumps(runnable))
     env = {**os.environ, "MPLBACKEND": "Agg", "JAX_PLATFORMS": "cpu"}
     env.pop("JAX_ENABLE_X64", None)
