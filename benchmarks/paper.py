@@ -265,9 +265,14 @@ def scale(case, method, batch, steps, results, tiny=False) -> dict:
     if done.returncode:
         raise SystemExit(f"--scale {method} failed:\n{done.stderr[-3000:]}")
     point = json.loads(done.stdout.strip().splitlines()[-1])
-    name = f"paper_scale_{_name(case, batch)}_{method}.json"
-    two.write_json(os.path.join(results, name), point)
+    two.write_json(_scale_path(results, case, batch, method), point)
     return point
+
+
+def _scale_path(results: str, case: str, batch: int | None, method: str) -> str:
+    """Where `scale` writes one method's time and memory (and `--critics --report`
+    reads them back)."""
+    return os.path.join(results, f"paper_scale_{_name(case, batch)}_{method}.json")
 
 
 # --- the critic comparison ------------------------------------------------------------
@@ -317,7 +322,7 @@ def critics(
     }
     curves = {}
     for m in CRITIC_DESIGNS:
-        stored = os.path.join(results, f"paper_scale_{_name(case, batch)}_{m}.json")
+        stored = _scale_path(results, case, batch, m)
         if stored_scale and os.path.exists(stored):
             with open(stored) as f:
                 point = json.load(f)

@@ -57,6 +57,8 @@ def test_paper_benchmark_runs_end_to_end(tmp_path):
         [*base, "--agents-figure", "ieee13:3"], env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    title = Image.open(tmp_path / "paper_agents.png").text["Title"]
+    assert title.startswith("GradMAP's wall-clock speed-up"), title
     # MAPPO's two critic designs side by side (the shared one's run is reused)
     done = subprocess.run(
         [*base, "--critics", "--tiny", "--seeds", "0"],

@@ -460,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--taps",
         default=run["taps"],
         choices=("homes", "regulated", "file"),
-        help="a built-in feeder's regulator taps (as run.taps; default homes)",
+        help=f"a built-in feeder's regulator taps (as run.taps; default {run['taps']})",
     )
     e.add_argument("--seed", type=int, default=run["seed"])
     e.add_argument("--days", type=int, default=None, help="first N held-out days")
