@@ -316,20 +316,23 @@ def checkpoint_dir(
 
 def resumable_fit(env, trainer, seed: int, run_dir: str, progress: bool = True):
     """`gridflex.training.fit` checkpointing into `run_dir`, resumed from its last
-    checkpoint when there is one: the same command finishes a killed run."""
+    checkpoint when there is one: the same command finishes a killed run, and
+    starts afresh one killed before its first checkpoint."""
     import jax
 
+    from gridflex.runs import CHECKPOINTS_DIR
     from gridflex.training import fit
 
-    resume = os.path.isdir(os.path.join(run_dir, "checkpoints"))
-    if resume:
+    if os.path.isdir(os.path.join(run_dir, CHECKPOINTS_DIR)):
         print(f"resuming {run_dir}", flush=True)
+    # resume=True also covers a run killed before its first checkpoint: `fit`
+    # then starts it afresh over the partial metrics instead of refusing it
     return fit(
         env,
         trainer,
         key=jax.random.key(seed),
         out_dir=run_dir,
-        resume=resume,
+        resume=True,
         progress=progress,
     )
 

@@ -23,6 +23,11 @@ def test_paper_benchmark_runs_end_to_end(tmp_path):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     script = str(ROOT / "benchmarks" / "paper.py")
     base = [sys.executable, script, "--case", "ieee13:3", "--results", str(tmp_path)]
+    # GradMAP's run was killed before its first checkpoint: one metrics row, no
+    # checkpoint. The same command starts it afresh instead of refusing the folder.
+    killed = tmp_path / "runs" / "ieee13_3" / "gradmap_seed0"
+    killed.mkdir(parents=True)
+    (killed / "metrics.jsonl").write_text('{"step": 1, "cost": 1e9}\n')
     done = subprocess.run(
         [*base, "--seeds", "0", "--tiny"], env=env, capture_output=True, text=True
     )
@@ -45,6 +50,7 @@ def test_paper_benchmark_runs_end_to_end(tmp_path):
             (tmp_path / "paper" / "ieee13_3" / f"{m}_seed0.json").read_text()
         )
         assert len(run["metrics"]["cost"]) == 6  # 2 dual x 3 primal steps
+        assert max(run["metrics"]["cost"]) < 1e9  # the killed run's row is gone
         assert len(run["held_out"]["policy"]["daily_cost"]) == 2
         # the naive rule's held-out days are the same whoever trained
         np.testing.assert_allclose(
