@@ -71,8 +71,9 @@ def load_feeder(spec: str, *, taps: str = "regulated"):
     from . import feeders
 
     if spec in feeders.BUILTIN_FEEDERS:
-        if taps not in ("regulated", "homes", "file"):
-            raise ValueError(f"taps {taps!r}: give 'homes', 'regulated' or 'file'.")
+        if taps not in feeders.TAP_CHOICES:
+            named = ", ".join(feeders.TAP_CHOICES)
+            raise ValueError(f"taps {taps!r}: give one of {named}.")
         return getattr(feeders, spec)(taps=taps)
     if os.path.exists(spec):
         return feeders.from_opendss(spec)
@@ -430,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Long: one declaration per command and option, in the order `--help` lists them;
     # split up, one command's options would scatter over functions
     from .evaluation import NAIVE
-    from .feeders import DEFAULT_FEEDER
+    from .feeders import DEFAULT_FEEDER, TAP_CHOICES
     from .training import default_config, TRAINERS
 
     run = default_config()["run"]  # the defaults the options name
@@ -459,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--taps",
         default=run["taps"],
-        choices=("homes", "regulated", "file"),
+        choices=TAP_CHOICES,
         help=f"a built-in feeder's regulator taps (as run.taps; default {run['taps']})",
     )
     e.add_argument("--seed", type=int, default=run["seed"])

@@ -14,6 +14,7 @@ from ._builtin import (
     ieee123 as ieee123,
     regulated_taps as regulated_taps,
     resolve_taps as resolve_taps,
+    TAP_CHOICES as TAP_CHOICES,
 )
 from ._elements import (
     capacitor_yprim as capacitor_yprim,
@@ -90,6 +91,7 @@ __all__ = [
     "series_yprim",
     "solve_free_copy",
     "SparseMatrix",
+    "TAP_CHOICES",
     "transformer_yprim",
     "vsource_emf",
     "vsource_impedance",

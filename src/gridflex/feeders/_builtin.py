@@ -25,7 +25,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import get_args, Literal
 
 from ._feeder import Feeder
 from ._opendss import _import
@@ -50,6 +50,9 @@ BUILTIN_FEEDERS: tuple[str, ...] = tuple(_MASTERS)
 """The built-in feeders' names, each a function of this module (`feeders.ieee13()`)."""
 
 TapChoice = Literal["regulated", "homes", "file"]
+TAP_CHOICES: tuple[str, ...] = get_args(TapChoice)
+"""The named regulator-tap settings a built-in feeder takes (`taps=`), besides a
+mapping of transformer name to tap(s): the CLI's `--taps` choices come from here."""
 Taps = TapChoice | Mapping[str, float | Sequence[float]]
 
 
