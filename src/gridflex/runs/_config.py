@@ -79,15 +79,15 @@ def parse_override(text: str) -> tuple[str, Any]:
 
     **Arguments:**
 
-    - `text`: e.g. `"trainer.lr=3e-3"`.
+    - `text`: e.g. `"gradmap.lr=3e-3"`.
 
-    **Returns:** `("trainer.lr", 0.003)`; the value is read by `parse_value`.
+    **Returns:** `("gradmap.lr", 0.003)`; the value is read by `parse_value`.
     """
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise ValueError(
             f"config override {text!r} must look like section.key=value, e.g. "
-            "trainer.lr=3e-3."
+            "gradmap.lr=3e-3."
         )
     return key.strip(), parse_value(value.strip())
 
@@ -200,7 +200,7 @@ def load_config(
     **Arguments:**
 
     - `path`: a TOML file, e.g. a saved run's `config.toml`, or `None`.
-    - `overrides`: dotted keys to values, e.g. `{"trainer.lr": 3e-3}`; nested dicts
+    - `overrides`: dotted keys to values, e.g. `{"gradmap.lr": 3e-3}`; nested dicts
         are accepted too. Applied after the file.
     - `defaults`: the complete default configuration, a nested dict of tables.
 

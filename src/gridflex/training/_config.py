@@ -29,7 +29,7 @@ def _plain(value: Any) -> Any:
 def _trainer_defaults(cls: type[AbstractTrainer]) -> dict[str, Any]:
     """A trainer's settings as one flat table: a setting that is itself a settings
     Module (`policy: PolicyConfig`, `ppo: PPOConfig`) contributes its fields, so a
-    user writes `trainer.hidden` or `ippo.clip`, not a nested table."""
+    user writes `gradmap.hidden` or `ippo.clip`, not a nested table."""
     out: dict[str, Any] = {}
     for f in _settings(cls):
         if isinstance(f.default, eqx.Module):
