@@ -15,7 +15,8 @@ solve runs twice: at its own tolerance (1e-6) and at OpenDSS's rule (no node vol
 moving by more than 1e-4 pu between iterations), the like-for-like figure.
 
 Compile time is reported apart from run time (median of `--repeats` warm runs).
-Results go to `benchmarks/results/powerflow.json` and a PNG beside it.
+Results go to `benchmarks/results/powerflow.json` and a PNG beside it; the adjoint
+table alone (`--feeders --adjoints`) to `powerflow_adjoints.json`.
 """
 
 import argparse
@@ -312,10 +313,14 @@ def main(argv=None) -> int:
             "ieee123", scales, args.repeats
         )
     os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "powerflow.json")
+    # the adjoint table alone (`--feeders --adjoints`) has a file of its own, so that
+    # it never overwrites the feeders' comparison with OpenDSS
+    stem = "powerflow" if args.feeders else "powerflow_adjoints"
+    path = os.path.join(args.out, f"{stem}.json")
     with open(path, "w") as f:
         json.dump(report, f, indent=1)
-    _plot(report, os.path.join(args.out, "powerflow.png"))
+    if args.feeders:
+        _plot(report, os.path.join(args.out, f"{stem}.png"))
     print(f"wrote {path}")
     return 0
 
