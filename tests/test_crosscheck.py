@@ -27,7 +27,7 @@ def test_policy_day_in_opendss_agrees_with_gridflex():
     )
     np.testing.assert_allclose(check.v_max_pu, ours.v_max_pu[0], atol=1e-6)
     assert check.cost == pytest.approx(ours.cost_total, rel=1e-12)
-    # the homes matter: without them the feeder would sit elsewhere
+    # the day leaves the limits, so the violation figures agreed on are not 0 = 0
     assert check.voltage_violation_sum_pu > 0
 
 

@@ -1,5 +1,6 @@
 """Devices: bounds, implied-state violations, physics, gradients, naive rules, scaling,
-validation, sampling, and the abstract/final pattern."""
+validation, sampling, and guards under jit (the abstract/final pattern of every
+device is `test_style.py`'s)."""
 
 import math
 import os
@@ -490,9 +491,9 @@ def test_a_non_finite_command_is_never_a_feasible_one():
         (generator(), f64(1.0)),
     ]
     for device, state in cases:
-        for command in (math.nan, math.inf):
+        for command, is_it in ((math.nan, math.isnan), (math.inf, math.isinf)):
             out = run_step(device, state, f64(command), inputs())
-            assert not float(out.violation) == 0.0, (type(device).__name__, command)
+            assert is_it(float(out.violation)), (type(device).__name__, command)
 
 
 def test_bad_parameter_in_population_names_its_index():
@@ -695,7 +696,7 @@ def test_population_vmapped_day(getkey):
             assert within(-p_kw, 0.0, group.g_max_kw)
 
 
-# --- the abstract/final pattern ------------------------------------------------------
+# --- guards under jit -----------------------------------------------------------------
 
 
 def test_heat_pump_urgency_gradient_is_finite_where_its_branch_is_not_taken():

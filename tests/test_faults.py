@@ -53,7 +53,7 @@ def test_user_errors_are_one_line(tmp_path, capsys, command, message):
     assert "Traceback" not in err
     assert err.startswith(f"gridflex {argv[0]}: ")
     assert re.search(message, err), err
-    assert len(err.strip().splitlines()) <= 2
+    assert len(err.strip().splitlines()) == 1, err
     assert not out.exists()  # no half-made run
 
 

@@ -1,5 +1,6 @@
 """Policies: shapes, independence of agents, initialisation, Gaussian helpers,
-transformations, configuration errors, and the abstract/final pattern.
+transformations and configuration errors (the abstract/final pattern of every
+policy is `test_style.py`'s).
 
 Test data comes from NumPy's generator: every JAX random shape is a fresh compile, and
 compiles dominate this file's run time.
@@ -293,6 +294,3 @@ def test_bad_observations_and_index_raise(rng, policy):
             ),
             activation="tanh",
         )
-
-
-# --- the abstract/final pattern ---------------------------------------------------

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from gridflex.runs import read_metrics
@@ -144,3 +145,16 @@ def test_two_processes_train_and_resume_as_one(tmp_path):
     assert one[0]["cost"] != one[-1]["cost"]
     ckpts = sorted(p.name for p in (tmp_path / "hosts" / "checkpoints").iterdir())
     assert ckpts[-1] == "latest" and "checkpoint_000000003.npz" in ckpts
+    # and they end where one process does: every array of the final state
+    # (parameters, optimiser moments, duals, PRNG state), to float32 rounding
+    single_state = _checkpoint_arrays(tmp_path / "single")
+    hosts_state = _checkpoint_arrays(tmp_path / "hosts")
+    assert single_state.keys() == hosts_state.keys() and single_state
+    for name, value in single_state.items():
+        np.testing.assert_allclose(hosts_state[name], value, rtol=1e-5, atol=1e-7)
+
+
+def _checkpoint_arrays(run) -> dict[str, np.ndarray]:
+    """Every array of a run's step-3 checkpoint, by its place in the state."""
+    with np.load(run / "checkpoints" / "checkpoint_000000003.npz") as saved:
+        return {k: saved[k] for k in saved.files if k.startswith("leaf_")}

@@ -69,20 +69,22 @@ def test_learning_happens(trainer):
     before = _fixed_day_figures(e, trainer.init(e, jax.random.key(0)).policy)
     after = _fixed_day_figures(e, result.state.policy)
     # On held-fixed days, acting with its mean, the trained population is cheaper
-    # and violates the voltage limits less than the freshly initialised one.
-    assert after[0] < 0.9 * before[0], (before, after)
-    assert after[1] < before[1], (before, after)
+    # and violates the voltage limits less than the freshly initialised one (measured
+    # 2026-12-07: cost x 0.50-0.66 and voltage channel x 0.65-0.70 over the three).
+    assert after[0] < 0.8 * before[0], (before, after)
+    assert after[1] < 0.8 * before[1], (before, after)
     assert len(result.metrics) == 20
     assert all(row["failed_episodes"] == 0 for row in result.metrics)
     if isinstance(trainer, GradMAP):
-        # GradMAP's trust region governs its step: after the first dual step, every
-        # primal step's mean squared output change D lies in its band
-        # [delta / 1.5, 1.5 delta], with all its inner updates made.
+        # GradMAP's trust region governs its step: after the first dual step, the
+        # primal steps' mean squared output change D lies in its band
+        # [delta / 1.5, 1.5 delta], with all its inner updates made (measured: on
+        # every step; asserted: on at least nine in ten).
         after = result.metrics[trainer.n_primal :]
         delta = trainer.trust_region
         in_band = np.mean([_in_band(r["trust_region_d"], delta) for r in after])
         made = np.mean([r["inner_steps_made"] == trainer.inner_steps for r in after])
-        assert in_band >= 0.9 and made >= 0.7, (in_band, made)
+        assert in_band >= 0.9 and made >= 0.9, (in_band, made)
 
 
 def _in_band(d, delta):
@@ -90,8 +92,12 @@ def _in_band(d, delta):
 
 
 def test_gradmap_beta_sets_how_far_the_inner_updates_move():
-    # The inner updates' step is linear in 1 / beta: doubling beta quarters the
-    # output change they make (before the line search corrects its length).
+    # The inner updates' step is linear in 1 / beta: at the surrogate's minimum,
+    # doubling beta halves the outputs' move and quarters its mean square D (before
+    # the line search corrects its length). The inner updates stop short of the
+    # minimum, the more so at the smaller beta, so the ratio falls a little under 4
+    # (measured 2026-12-07: 3.88 on this seed; 2.9-3.9 on seeds 0-2). A step that beta
+    # does not set, as a fresh Adam's first move was, gives about 1.
     e = env()
     trainer = LEARNERS["gradmap"]  # one step of it: the learning run's compile
     state = trainer.init(e, jax.random.key(0))
@@ -101,7 +107,7 @@ def test_gradmap_beta_sets_how_far_the_inner_updates_move():
         s = eqx.tree_at(lambda x: x.extra.beta, state, state.extra.beta + beta)
         _, m = step(e, s)
         moved.append(float(m["trust_region_d_inner"]))
-    assert 3.0 < moved[0] / moved[1] < 5.3, moved
+    assert 3.0 < moved[0] / moved[1] < 4.5, moved
 
 
 def test_gradmap_ends_inside_the_trust_region_from_a_far_off_beta():
@@ -195,6 +201,8 @@ def test_dual_ascent_happens_once_per_block():
     volt = [row["voltage_violation"] for row in rows]
     n = trainer.n_primal
     assert lam[: n - 1] == [0.0] * (n - 1)  # fixed within the first block
+    # the limits are violated, so each ascent moves the dual (not 0 = 0 throughout)
+    assert 0 < lam[n - 1] < lam[2 * n - 1]
     first = max(0.0, 0.0 + trainer.dual_lr * np.mean(volt[:n]))
     assert lam[n - 1] == pytest.approx(first, rel=1e-9)
     assert lam[n : 2 * n - 1] == [lam[n - 1]] * (n - 1)
