@@ -26,6 +26,7 @@ CASES = [
     ("train --set gradmap.lr=abc", "'gradmap.lr' .*must be a float"),
     ("train --agents -3", "n_homes=-3: at least one home"),
     ("train --feeder nowhere.dss", "unknown feeder 'nowhere.dss'"),
+    ("train --set run.taps=bogus", "taps 'bogus': give one of regulated, homes, file"),
     ("train --config missing.toml", "missing.toml"),
     ("train --config {bad}", "bad.toml"),
     ("train --resume", "holds no run to resume"),

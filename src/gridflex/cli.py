@@ -71,6 +71,8 @@ def load_feeder(spec: str, *, taps: str = "regulated"):
     from . import feeders
 
     if spec in feeders.BUILTIN_FEEDERS:
+        # checked here, before the typed feeder function (whose signature admits a
+        # mapping too), so that a config's bad `run.taps` gets one line
         if taps not in feeders.TAP_CHOICES:
             named = ", ".join(feeders.TAP_CHOICES)
             raise ValueError(f"taps {taps!r}: give one of {named}.")
