@@ -71,8 +71,9 @@ def load_feeder(spec: str, *, taps: str = "regulated"):
     from . import feeders
 
     if spec in feeders.BUILTIN_FEEDERS:
-        # checked here, before the typed feeder function (whose signature admits a
-        # mapping too), so that a config's bad `run.taps` gets one line
+        # checked here, before the typed feeder function: under runtime type checking
+        # (as the tests run) its signature, not `resolve_taps`, would refuse a bad
+        # `run.taps`, in many lines
         if taps not in feeders.TAP_CHOICES:
             named = ", ".join(feeders.TAP_CHOICES)
             raise ValueError(f"taps {taps!r}: give one of {named}.")
