@@ -24,11 +24,17 @@ from typing import ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, Real
 
-from gridflex.devices import AbstractDevice, DeviceInputs, DeviceStep
+from gridflex.devices import (
+    AbstractDevice,
+    DeviceInputs,
+    DeviceStep,
+    init_params,
+    param,
+    scale_params,
+)
 
 
 jax.config.update("jax_enable_x64", True)
@@ -62,53 +68,30 @@ class EVCharger(AbstractDevice[EVState]):
     step_channel: ClassVar[str] = "ev_energy"
     terminal_channel: ClassVar[str | None] = "ev_departure"
 
-    capacity_kwh: Float[Array, "*agent"]
-    p_max_kw: Float[Array, "*agent"]
-    eta: Float[Array, "*agent"]
-    arrival_step: Int[Array, "*agent"]
-    departure_step: Int[Array, "*agent"]
-    e_arrival_kwh: Float[Array, "*agent"]
-    e_req_kwh: Float[Array, "*agent"]
+    capacity_kwh: Float[Array, "*agent"] = eqx.field(
+        converter=param(lo=0.0, lo_open=True, unit="kWh", scale=1)
+    )
+    p_max_kw: Float[Array, "*agent"] = eqx.field(
+        converter=param(lo=0.0, lo_open=True, unit="kW", scale=1)
+    )
+    eta: Float[Array, "*agent"] = eqx.field(
+        converter=param(lo=0.0, hi=1.0, lo_open=True)
+    )
+    arrival_step: Int[Array, "*agent"] = eqx.field(
+        converter=param(integer=True, lo=1, hi=N_STEPS - 1)
+    )
+    departure_step: Int[Array, "*agent"] = eqx.field(
+        converter=param(integer=True, lo=1, hi="arrival_step")
+    )
+    e_arrival_kwh: Float[Array, "*agent"] = eqx.field(
+        converter=param(lo=0.0, hi="capacity_kwh", unit="kWh", scale=1)
+    )
+    e_req_kwh: Float[Array, "*agent"] = eqx.field(
+        converter=param(lo=0.0, hi="capacity_kwh", unit="kWh", scale=1)
+    )
 
-    def __init__(
-        self,
-        capacity_kwh: Real[ArrayLike, "..."],
-        p_max_kw: Real[ArrayLike, "..."],
-        eta: Real[ArrayLike, "..."],
-        arrival_step: Int[ArrayLike, "..."],
-        departure_step: Int[ArrayLike, "..."],
-        e_arrival_kwh: Real[ArrayLike, "..."],
-        e_req_kwh: Real[ArrayLike, "..."],
-    ):
-        self.capacity_kwh = jnp.asarray(capacity_kwh, dtype=float)
-        self.p_max_kw = jnp.asarray(p_max_kw, dtype=float)
-        self.eta = jnp.asarray(eta, dtype=float)
-        self.arrival_step = jnp.asarray(arrival_step, dtype=int)
-        self.departure_step = jnp.asarray(departure_step, dtype=int)
-        self.e_arrival_kwh = jnp.asarray(e_arrival_kwh, dtype=float)
-        self.e_req_kwh = jnp.asarray(e_req_kwh, dtype=float)
-
-    def __check_init__(self):
-        checks = {
-            "capacity_kwh > 0": self.capacity_kwh > 0,
-            "p_max_kw > 0": self.p_max_kw > 0,
-            "0 < eta <= 1": (self.eta > 0) & (self.eta <= 1),
-            "1 <= departure_step <= arrival_step": (self.departure_step >= 1)
-            & (self.departure_step <= self.arrival_step),
-            "0 <= e_arrival_kwh <= capacity_kwh": (self.e_arrival_kwh >= 0)
-            & (self.e_arrival_kwh <= self.capacity_kwh),
-            "0 <= e_req_kwh <= capacity_kwh": (self.e_req_kwh >= 0)
-            & (self.e_req_kwh <= self.capacity_kwh),
-        }
-        for rule, ok in checks.items():
-            try:
-                ok = np.asarray(ok)
-            except jax.errors.TracerArrayConversionError:
-                return  # built under jit: values unknown, nothing to check
-            if not ok.all():
-                bad = np.argwhere(~ok)
-                where = f" (population index {int(bad[0][0])})" if ok.ndim else ""
-                raise ValueError(f"EVCharger needs {rule}{where}.")
+    def __post_init__(self):
+        init_params(self)  # cast, broadcast; AbstractDevice checks the ranges
 
     @classmethod
     def sample(cls, key: PRNGKeyArray, n: int) -> "EVCharger":
@@ -201,16 +184,7 @@ class EVCharger(AbstractDevice[EVState]):
         return self.plugged(inputs.step) * self.p_max_kw
 
     def scaled(self, k: Real[ArrayLike, "*agent"]) -> "EVCharger":
-        k = jnp.asarray(k, dtype=float)
-        return EVCharger(
-            capacity_kwh=self.capacity_kwh * k,
-            p_max_kw=self.p_max_kw * k,
-            eta=self.eta,
-            arrival_step=self.arrival_step,
-            departure_step=self.departure_step,
-            e_arrival_kwh=self.e_arrival_kwh * k,
-            e_req_kwh=self.e_req_kwh * k,
-        )
+        return scale_params(self, k)  # energies and power x k (`param`'s `scale`)
 
 
 # --- a tiny environment: one day, a time-of-use price, open-loop schedules -----------

@@ -2,6 +2,7 @@
 validation, sampling, and guards under jit (the abstract/final pattern of every
 device is `test_style.py`'s)."""
 
+import inspect
 import math
 import os
 import subprocess
@@ -507,6 +508,30 @@ def test_bad_parameter_in_population_names_its_index():
     r_up = jnp.array([1.0, -0.5])
     with pytest.raises(ValueError, match=r"population index 1"):
         gd.Generator(jnp.array([5.0, 5.0]), r_up_kw_per_step=r_up)
+
+
+def test_derived_defaults_follow_the_given_parameters():
+    """A parameter left out takes the default its declaration derives from the
+    others (given or derived before it), cast to the default float and broadcast to
+    the population's shape like every other parameter."""
+    b = gd.Battery(jnp.array([10.0, 12.0]), 5.0, e_min_kwh=2.0)
+    np.testing.assert_array_equal(b.e_max_kwh, [10.0, 12.0])
+    np.testing.assert_array_equal(b.e_req_kwh, [2.0, 2.0])
+    np.testing.assert_array_equal(b.e_init_kwh, [6.0, 7.0])
+    assert b.p_max_kw.shape == (2,) and b.eta_max.shape == (2,)
+    assert b.e_init_kwh.dtype == b.capacity_kwh.dtype == jnp.float64
+    g = gd.Generator(jnp.array([4.0, 6.0]), r_down_kw_per_step=1.0)
+    np.testing.assert_array_equal(g.r_up_kw_per_step, [4.0, 6.0])
+    np.testing.assert_array_equal(g.r_down_kw_per_step, [1.0, 1.0])
+    hp = heat_pump(theta_min_c=18.0, theta_max_c=22.0, theta_ref_c=None)
+    assert float(hp.theta_ref_c) == 20.0
+    # Each parameter is a keyword of the constructor, in the order declared.
+    assert list(inspect.signature(gd.Battery).parameters)[:4] == [
+        "capacity_kwh",
+        "p_max_kw",
+        "e_min_kwh",
+        "e_max_kwh",
+    ]
 
 
 def test_checks_skip_traced_values():

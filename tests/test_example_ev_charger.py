@@ -42,7 +42,10 @@ def test_ev_charger_is_a_device(ev: Any):
     assert not charger.__abstractmethods__
     assert charger.step_channel == "ev_energy"
     assert charger.terminal_channel == "ev_departure"
-    with pytest.raises(ValueError, match="departure_step <= arrival_step"):
+    with pytest.raises(
+        ValueError,
+        match=r"^EVCharger.departure_step = 40 must lie in \[1, arrival_step = 30\]\.$",
+    ):
         charger(
             capacity_kwh=60.0,
             p_max_kw=7.0,

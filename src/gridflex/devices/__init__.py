@@ -11,6 +11,12 @@ from ._battery import (
     BATTERY_P_MAX_KW as BATTERY_P_MAX_KW,
     BATTERY_RANGES as BATTERY_RANGES,
 )
+from ._checks import (
+    init_params as init_params,
+    Param as Param,
+    param as param,
+    scale_params as scale_params,
+)
 from ._generator import Generator as Generator, GENERATOR_RANGES as GENERATOR_RANGES
 from ._heat_pump import (
     COP_CHECK_RANGE_C as COP_CHECK_RANGE_C,
@@ -46,7 +52,11 @@ __all__ = [
     "HEAT_PUMP_RANGES",
     "HeatPump",
     "HeatPumpState",
+    "init_params",
+    "param",
+    "Param",
     "Population",
     "sample_population",
     "SAMPLERS",
+    "scale_params",
 ]

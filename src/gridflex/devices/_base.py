@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, PyTree, Real
 
 from .._misc import as_float
+from ._checks import check_params
 
 
 if TYPE_CHECKING:
@@ -111,8 +112,11 @@ class AbstractDevice(eqx.Module, Generic[_State]):
     differentiable with respect to the command.
 
     To write a new device, subclass this (final classes only: no further subclassing,
-    no `super()`), set the two channel names, and implement every method; see
-    `examples/ev_charger.py` and `docs/devices.md`.
+    no `super()`), set the two channel names, declare each parameter once as a field
+    with `param` (default, valid range, unit, how it scales) with `init_params(self)`
+    in `__post_init__`, and implement every method; see `examples/ev_charger.py` and
+    `docs/devices.md`. The ranges `param` declares are checked here, for every device;
+    a device checks any other rule in its own `__check_init__`.
     """
 
     step_channel: AbstractClassVar[str]
@@ -122,6 +126,9 @@ class AbstractDevice(eqx.Module, Generic[_State]):
     terminal_channel: AbstractClassVar[str | None]
     """Name of the channel `terminal_violation` feeds, or `None` for a device
     without an end-of-day requirement."""
+
+    def __check_init__(self):
+        check_params(self)
 
     @abc.abstractmethod
     def initial_state(self) -> _State:

@@ -3,13 +3,13 @@
 from collections.abc import Mapping
 from typing import ClassVar
 
+import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
-from .._misc import as_float
 from ._base import AbstractDevice, DeviceInputs, DeviceStep
-from ._checks import as_number, check_positive_scale, check_range, set_params
+from ._checks import init_params, param, scale_params
 from ._ops import clip, relu, uniform
 from ._sampling import draw_uniform, resolve_ranges
 
@@ -94,76 +94,58 @@ class Battery(AbstractDevice[Float[Array, ""]]):
     step_channel: ClassVar[str] = "battery_energy"
     terminal_channel: ClassVar[str | None] = "battery_terminal"
 
-    capacity_kwh: Float[Array, "*agent"]
-    p_max_kw: Float[Array, "*agent"]
-    e_min_kwh: Float[Array, "*agent"]
-    e_max_kwh: Float[Array, "*agent"]
-    e_req_kwh: Float[Array, "*agent"]
-    e_init_kwh: Float[Array, "*agent"]
-    eta_max: Float[Array, "*agent"]
-    eta_a: Float[Array, "*agent"]
-    eta_b: Float[Array, "*agent"]
-    c_deg_per_kwh: Float[Array, "*agent"]
-
-    def __init__(
-        self,
-        capacity_kwh: Real[ArrayLike, "..."],
-        p_max_kw: Real[ArrayLike, "..."],
-        e_min_kwh: Real[ArrayLike, "..."] = 0.0,
-        e_max_kwh: Real[ArrayLike, "..."] | None = None,
-        e_req_kwh: Real[ArrayLike, "..."] | None = None,
-        e_init_kwh: Real[ArrayLike, "..."] | None = None,
-        eta_max: Real[ArrayLike, "..."] = 0.95,
-        eta_a: Real[ArrayLike, "..."] = 0.2,
-        eta_b: Real[ArrayLike, "..."] = 10.0,
-        c_deg_per_kwh: Real[ArrayLike, "..."] = 0.05,
-    ):
-        capacity = as_number("Battery", "capacity_kwh", capacity_kwh)
-        e_min = as_number("Battery", "e_min_kwh", e_min_kwh)
-        e_max = (
-            capacity
-            if e_max_kwh is None
-            else as_number("Battery", "e_max_kwh", e_max_kwh)
-        )
-        e_req = e_min if e_req_kwh is None else e_req_kwh
-        e_init = (e_min + e_max) / 2 if e_init_kwh is None else e_init_kwh
-        set_params(
-            self,
-            "Battery",
-            capacity_kwh=capacity,
-            p_max_kw=p_max_kw,
-            e_min_kwh=e_min,
-            e_max_kwh=e_max,
-            e_req_kwh=e_req,
-            e_init_kwh=e_init,
-            eta_max=eta_max,
-            eta_a=eta_a,
-            eta_b=eta_b,
-            c_deg_per_kwh=c_deg_per_kwh,
-        )
-
-    def __check_init__(self):
-        check_range(
-            "Battery", "capacity_kwh", self.capacity_kwh, lo=0.0, lo_open=True,
+    capacity_kwh: Float[Array, "*agent"] = eqx.field(
+        converter=param(lo=0.0, lo_open=True, unit="kWh", scale=1)
+    )
+    p_max_kw: Float[Array, "*agent"] = eqx.field(
+        converter=param(lo=0.0, lo_open=True, scale=1)
+    )
+    e_min_kwh: Float[Array, "*agent"] = eqx.field(
+        default=0.0, converter=param(lo=0.0, hi="e_max_kwh", unit="kWh", scale=1)
+    )
+    e_max_kwh: Float[Array, "*agent"] = eqx.field(
+        default=None,
+        converter=param(
+            derive=lambda p: p["capacity_kwh"],
+            lo=0.0,
+            hi="capacity_kwh",
             unit="kWh",
-        )  # fmt: skip
-        check_range("Battery", "p_max_kw", self.p_max_kw, lo=0.0, lo_open=True)
-        cap = {"hi": self.capacity_kwh, "hi_name": "capacity_kwh", "unit": "kWh"}
-        check_range("Battery", "e_max_kwh", self.e_max_kwh, lo=0.0, **cap)
-        check_range(
-            "Battery", "e_min_kwh", self.e_min_kwh, lo=0.0,
-            hi=self.e_max_kwh, hi_name="e_max_kwh", unit="kWh",
-        )  # fmt: skip
-        bounds = {
-            "lo": self.e_min_kwh, "lo_name": "e_min_kwh",
-            "hi": self.e_max_kwh, "hi_name": "e_max_kwh", "unit": "kWh",
-        }  # fmt: skip
-        check_range("Battery", "e_req_kwh", self.e_req_kwh, **bounds)
-        check_range("Battery", "e_init_kwh", self.e_init_kwh, **bounds)
-        check_range("Battery", "eta_max", self.eta_max, lo=0.0, hi=1.0, lo_open=True)
-        check_range("Battery", "eta_a", self.eta_a, lo=0.0, hi=1.0, hi_open=True)
-        check_range("Battery", "eta_b", self.eta_b, lo=0.0)
-        check_range("Battery", "c_deg_per_kwh", self.c_deg_per_kwh, lo=0.0)
+            scale=1,
+        ),
+    )
+    e_req_kwh: Float[Array, "*agent"] = eqx.field(
+        default=None,
+        converter=param(
+            derive=lambda p: p["e_min_kwh"],
+            lo="e_min_kwh",
+            hi="e_max_kwh",
+            unit="kWh",
+            scale=1,
+        ),
+    )
+    e_init_kwh: Float[Array, "*agent"] = eqx.field(
+        default=None,
+        converter=param(
+            derive=lambda p: (p["e_min_kwh"] + p["e_max_kwh"]) / 2,
+            lo="e_min_kwh",
+            hi="e_max_kwh",
+            unit="kWh",
+            scale=1,
+        ),
+    )
+    eta_max: Float[Array, "*agent"] = eqx.field(
+        default=0.95, converter=param(lo=0.0, hi=1.0, lo_open=True)
+    )
+    eta_a: Float[Array, "*agent"] = eqx.field(
+        default=0.2, converter=param(lo=0.0, hi=1.0, hi_open=True)
+    )
+    eta_b: Float[Array, "*agent"] = eqx.field(default=10.0, converter=param(lo=0.0))
+    c_deg_per_kwh: Float[Array, "*agent"] = eqx.field(
+        default=0.05, converter=param(lo=0.0)
+    )
+
+    def __post_init__(self):
+        init_params(self)
 
     # --- population ------------------------------------------------------------------
 
@@ -268,17 +250,4 @@ class Battery(AbstractDevice[Float[Array, ""]]):
     def scaled(self, k: Real[ArrayLike, "*agent"]) -> "Battery":
         """`k` batteries in one: energies and power `x k`; efficiency curve (per unit
         of `p_max`) and cost per kWh unchanged."""
-        check_positive_scale("Battery", k)
-        k = as_float(k)
-        return Battery(
-            capacity_kwh=self.capacity_kwh * k,
-            p_max_kw=self.p_max_kw * k,
-            e_min_kwh=self.e_min_kwh * k,
-            e_max_kwh=self.e_max_kwh * k,
-            e_req_kwh=self.e_req_kwh * k,
-            e_init_kwh=self.e_init_kwh * k,
-            eta_max=self.eta_max,
-            eta_a=self.eta_a,
-            eta_b=self.eta_b,
-            c_deg_per_kwh=self.c_deg_per_kwh,
-        )
+        return scale_params(self, k)

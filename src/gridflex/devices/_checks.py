@@ -1,17 +1,167 @@
-"""Parameter validation for devices, for single devices and stacked populations.
+"""Device parameters: declared once, as fields, with their range and how they scale.
+
+A device's parameter is a field whose converter is a `param` (its valid range, unit,
+how it scales with the homes a device stands for, a derived default):
+`init_params`, called in the device's `__post_init__`, casts and broadcasts them and
+fills the derived defaults; `check_params` (run by `AbstractDevice.__check_init__`)
+checks every range; `scale_params` is `scaled(k)`. So a parameter is written in one
+place, not in the class, the constructor, the range checks and `scaled` again.
 
 Checks read values on the host, so they run only on concrete arrays: a device built
 under `jit` (traced parameters, e.g. `device.scaled(k)` with a traced `k`) skips them.
 Shapes are always known and always checked.
 """
 
+import dataclasses
 import math
+from collections.abc import Callable, Mapping
+from typing import Any
 
+import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike
+from jaxtyping import Array, ArrayLike, Real
 
 from .._misc import as_float, is_concrete
+
+
+class Param(eqx.Module):
+    """What `param` declares of one device parameter; see `param`.
+
+    It is the field's converter so that type checkers (and `__init__`'s signature)
+    see what the parameter accepts: a number, an array, or `None` for a derived
+    default. Equinox calls it after `__post_init__`, when `init_params` has cast the
+    value, so it returns the value as it is.
+    """
+
+    lo: float | str
+    hi: float | str
+    lo_open: bool
+    hi_open: bool
+    unit: str
+    scale: int
+    integer: bool
+    derive: Callable[[Mapping[str, Array]], ArrayLike] | None
+
+    def __call__(self, value: Real[ArrayLike, "..."] | None) -> Any:
+        return value
+
+
+def param(
+    *,
+    lo: float | str = -math.inf,
+    hi: float | str = math.inf,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    unit: str = "",
+    scale: int = 0,
+    integer: bool = False,
+    derive: Callable[[Mapping[str, Array]], ArrayLike] | None = None,
+) -> Param:
+    """Declare a device parameter, as the converter of its field:
+
+    ```python
+    capacity_kwh: Float[Array, "*agent"] = eqx.field(
+        converter=param(lo=0.0, lo_open=True, unit="kWh", scale=1)
+    )
+    eta_max: Float[Array, "*agent"] = eqx.field(
+        default=0.95, converter=param(lo=0.0, hi=1.0, lo_open=True)
+    )
+    ```
+
+    Every parameter is a scalar for one home or an array with a leading agent axis
+    for a population (scalars broadcast to it). Declared this way, the device takes
+    the parameter (`init_params`), checks it (`AbstractDevice`) and scales it
+    (`scale_params`) without listing it again.
+
+    **Arguments:**
+
+    - `lo`, `hi`: the valid range (inclusive unless `lo_open` / `hi_open`). A bound
+        may name another parameter (`hi="capacity_kwh"`), checked element by element.
+    - `unit`: the unit, for error messages.
+    - `scale`: the power of `k` the parameter is multiplied by in `scaled(k)` (1 for
+        powers and energies, -1 for a thermal resistance, 0 for intensive values).
+    - `integer`: an integer parameter (a step index); otherwise a float in JAX's
+        default dtype.
+    - `derive`: for an optional parameter (`default=None` on the field), its value
+        when it is not given, from the other parameters (a mapping of their cast
+        values, those declared before it); e.g. `derive=lambda p: p["capacity_kwh"]`.
+
+    **Returns:** the `Param`, for the field's `converter`.
+    """
+    return Param(lo, hi, lo_open, hi_open, unit, scale, integer, derive)
+
+
+def _params(device: object) -> dict[str, Param]:
+    return {
+        f.name: f.metadata["converter"]
+        for f in dataclasses.fields(device)  # pyright: ignore[reportArgumentType]
+        if isinstance(f.metadata.get("converter"), Param)
+    }
+
+
+def init_params(device: object) -> None:
+    """Cast every parameter of `device` (declared with `param`), fill the derived
+    defaults in the order of the class body, and broadcast all to one shape. Call it
+    in the device's `__post_init__`."""
+    owner = type(device).__name__
+    values: dict[str, Array] = {}
+    for name, spec in _params(device).items():
+        value = getattr(device, name)
+        if value is None and spec.derive is not None:
+            value = spec.derive(values)
+        if spec.integer:
+            values[name] = _as_integer(owner, name, value)
+        else:
+            values[name] = as_number(owner, name, value)
+    for name, value in _broadcast(owner, values).items():
+        setattr(device, name, value)
+
+
+def check_params(device: object) -> None:
+    """Check every parameter of `device` against the range `param` declared."""
+    owner = type(device).__name__
+    for name, spec in _params(device).items():
+        bounds = {}
+        for side, bound in (("lo", spec.lo), ("hi", spec.hi)):
+            if isinstance(bound, str):
+                bounds[side] = getattr(device, bound)
+                bounds[f"{side}_name"] = bound
+            else:
+                bounds[side] = bound
+        check_range(
+            owner,
+            name,
+            getattr(device, name),
+            lo_open=spec.lo_open,
+            hi_open=spec.hi_open,
+            unit=spec.unit,
+            **bounds,
+        )
+
+
+def scale_params(device: Any, k: ArrayLike) -> Any:
+    """`device.scaled(k)`: every parameter times `k ** scale` (`param`'s `scale`),
+    built and checked anew."""
+    owner = type(device).__name__
+    check_positive_scale(owner, k)
+    k = as_float(k)
+    changes = {
+        name: getattr(device, name) * k**spec.scale
+        for name, spec in _params(device).items()
+        if spec.scale != 0
+    }
+    return dataclasses.replace(device, **changes)
+
+
+def _as_integer(owner: str, name: str, value) -> Array:
+    try:
+        return jnp.asarray(value, dtype=int)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{owner}: {name}={value!r} is not an integer; give an int, or an array "
+            "of ints with one entry per home."
+        ) from None
 
 
 def as_number(owner: str, name: str, value) -> Array:
@@ -26,12 +176,7 @@ def as_number(owner: str, name: str, value) -> Array:
         ) from None
 
 
-def as_params(owner: str, **values: ArrayLike) -> dict[str, Array]:
-    """Cast parameters to the default float dtype and broadcast them to one shape.
-
-    A population passes arrays with a leading agent axis; scalars broadcast to it.
-    """
-    arrays = {name: as_number(owner, name, value) for name, value in values.items()}
+def _broadcast(owner: str, arrays: dict[str, Array]) -> dict[str, Array]:
     try:
         shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
     except ValueError:
@@ -42,21 +187,6 @@ def as_params(owner: str, **values: ArrayLike) -> dict[str, Array]:
             "parameter (or scalars)."
         ) from None
     return {name: jnp.broadcast_to(a, shape) for name, a in arrays.items()}
-
-
-def set_params(module: object, owner: str, **values: ArrayLike) -> None:
-    """Set each of a device's parameters on `module` (in its `__init__`), cast and
-    broadcast by `as_params`: the parameters are listed once, in the call."""
-    for name, value in as_params(owner, **values).items():
-        setattr(module, name, value)
-
-
-def check_shapes(owner: str, **values: Array) -> None:
-    """Every parameter has the same shape (`()` for one home, `(n,)` for n homes)."""
-    shapes = {name: tuple(jnp.shape(v)) for name, v in values.items()}
-    if len(set(shapes.values())) > 1:
-        listed = ", ".join(f"{n}{s}" for n, s in shapes.items())
-        raise ValueError(f"{owner} parameters must share one shape; got {listed}.")
 
 
 def _where(bad: np.ndarray) -> str:

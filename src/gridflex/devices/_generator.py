@@ -3,13 +3,13 @@
 from collections.abc import Mapping
 from typing import ClassVar
 
+import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
-from .._misc import as_float
 from ._base import AbstractDevice, DeviceInputs, DeviceStep
-from ._checks import as_number, check_positive_scale, check_range, set_params
+from ._checks import init_params, param, scale_params
 from ._ops import clip, relu, uniform
 from ._sampling import draw_uniform, resolve_ranges
 
@@ -67,46 +67,27 @@ class Generator(AbstractDevice[Float[Array, ""]]):
     step_channel: ClassVar[str] = "generator_ramp"
     terminal_channel: ClassVar[str | None] = None
 
-    g_max_kw: Float[Array, "*agent"]
-    r_up_kw_per_step: Float[Array, "*agent"]
-    r_down_kw_per_step: Float[Array, "*agent"]
-    c1_per_kwh: Float[Array, "*agent"]
-    c2_per_kw2h: Float[Array, "*agent"]
-    g_init_kw: Float[Array, "*agent"]
+    g_max_kw: Float[Array, "*agent"] = eqx.field(
+        converter=param(lo=0.0, lo_open=True, scale=1)
+    )
+    r_up_kw_per_step: Float[Array, "*agent"] = eqx.field(
+        default=None, converter=param(derive=lambda p: p["g_max_kw"], lo=0.0, scale=1)
+    )
+    r_down_kw_per_step: Float[Array, "*agent"] = eqx.field(
+        default=None, converter=param(derive=lambda p: p["g_max_kw"], lo=0.0, scale=1)
+    )
+    c1_per_kwh: Float[Array, "*agent"] = eqx.field(
+        default=0.15, converter=param(lo=0.0)
+    )
+    c2_per_kw2h: Float[Array, "*agent"] = eqx.field(
+        default=0.0, converter=param(lo=0.0, scale=-1)
+    )
+    g_init_kw: Float[Array, "*agent"] = eqx.field(
+        default=0.0, converter=param(lo=0.0, hi="g_max_kw", unit="kW", scale=1)
+    )
 
-    def __init__(
-        self,
-        g_max_kw: Real[ArrayLike, "..."],
-        r_up_kw_per_step: Real[ArrayLike, "..."] | None = None,
-        r_down_kw_per_step: Real[ArrayLike, "..."] | None = None,
-        c1_per_kwh: Real[ArrayLike, "..."] = 0.15,
-        c2_per_kw2h: Real[ArrayLike, "..."] = 0.0,
-        g_init_kw: Real[ArrayLike, "..."] = 0.0,
-    ):
-        g_max = as_number("Generator", "g_max_kw", g_max_kw)
-        set_params(
-            self,
-            "Generator",
-            g_max_kw=g_max,
-            r_up_kw_per_step=g_max if r_up_kw_per_step is None else r_up_kw_per_step,
-            r_down_kw_per_step=(
-                g_max if r_down_kw_per_step is None else r_down_kw_per_step
-            ),
-            c1_per_kwh=c1_per_kwh,
-            c2_per_kw2h=c2_per_kw2h,
-            g_init_kw=g_init_kw,
-        )
-
-    def __check_init__(self):
-        check_range("Generator", "g_max_kw", self.g_max_kw, lo=0.0, lo_open=True)
-        check_range("Generator", "r_up_kw_per_step", self.r_up_kw_per_step, lo=0.0)
-        check_range("Generator", "r_down_kw_per_step", self.r_down_kw_per_step, lo=0.0)
-        check_range("Generator", "c1_per_kwh", self.c1_per_kwh, lo=0.0)
-        check_range("Generator", "c2_per_kw2h", self.c2_per_kw2h, lo=0.0)
-        check_range(
-            "Generator", "g_init_kw", self.g_init_kw, lo=0.0, hi=self.g_max_kw,
-            hi_name="g_max_kw", unit="kW",
-        )  # fmt: skip
+    def __post_init__(self):
+        init_params(self)
 
     # --- population ------------------------------------------------------------------
 
@@ -195,13 +176,4 @@ class Generator(AbstractDevice[Float[Array, ""]]):
 
     def scaled(self, k: Real[ArrayLike, "*agent"]) -> "Generator":
         """`k` generators in one: output and ramps `x k`, `c2 / k`, `c1` unchanged."""
-        check_positive_scale("Generator", k)
-        k = as_float(k)
-        return Generator(
-            g_max_kw=self.g_max_kw * k,
-            r_up_kw_per_step=self.r_up_kw_per_step * k,
-            r_down_kw_per_step=self.r_down_kw_per_step * k,
-            c1_per_kwh=self.c1_per_kwh,
-            c2_per_kw2h=self.c2_per_kw2h / k,
-            g_init_kw=self.g_init_kw * k,
-        )
+        return scale_params(self, k)

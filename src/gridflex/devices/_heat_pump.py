@@ -12,9 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
-from .._misc import as_float
 from ._base import AbstractDevice, DeviceInputs, DeviceStep
-from ._checks import as_number, check_positive_scale, check_range, set_params
+from ._checks import check_range, init_params, param, scale_params
 from ._ops import clip, relu, uniform
 from ._sampling import draw_uniform, resolve_ranges
 
@@ -141,72 +140,51 @@ class HeatPump(AbstractDevice[HeatPumpState]):
     step_channel: ClassVar[str] = "heat_pump_temperature"
     terminal_channel: ClassVar[str | None] = "heat_pump_terminal"
 
-    r_c_per_kw: Float[Array, "*agent"]
-    c_kwh_per_c: Float[Array, "*agent"]
-    p_max_kw: Float[Array, "*agent"]
-    theta_min_c: Float[Array, "*agent"]
-    theta_max_c: Float[Array, "*agent"]
-    theta_ref_c: Float[Array, "*agent"]
-    theta_tol_c: Float[Array, "*agent"]
-    cop0: Float[Array, "*agent"]
-    cop_slope_per_c: Float[Array, "*agent"]
-    c_wear_per_kw: Float[Array, "*agent"]
+    r_c_per_kw: Float[Array, "*agent"] = eqx.field(
+        converter=param(lo=0.0, lo_open=True, scale=-1)
+    )
+    c_kwh_per_c: Float[Array, "*agent"] = eqx.field(
+        converter=param(lo=0.0, lo_open=True, scale=1)
+    )
+    p_max_kw: Float[Array, "*agent"] = eqx.field(
+        converter=param(lo=0.0, lo_open=True, scale=1)
+    )
+    theta_min_c: Float[Array, "*agent"] = eqx.field(converter=param(unit="°C"))
+    theta_max_c: Float[Array, "*agent"] = eqx.field(
+        converter=param(lo="theta_min_c", lo_open=True, unit="°C")
+    )
+    theta_ref_c: Float[Array, "*agent"] = eqx.field(
+        default=None,
+        converter=param(
+            derive=lambda p: (p["theta_min_c"] + p["theta_max_c"]) / 2,
+            lo="theta_min_c",
+            hi="theta_max_c",
+            unit="°C",
+        ),
+    )
+    theta_tol_c: Float[Array, "*agent"] = eqx.field(
+        default=0.5, converter=param(lo=0.0, unit="°C")
+    )
+    cop0: Float[Array, "*agent"] = eqx.field(default=3.0, converter=param())
+    cop_slope_per_c: Float[Array, "*agent"] = eqx.field(default=0.0, converter=param())
+    c_wear_per_kw: Float[Array, "*agent"] = eqx.field(
+        default=0.005, converter=param(lo=0.0)
+    )
 
-    def __init__(
-        self,
-        r_c_per_kw: Real[ArrayLike, "..."],
-        c_kwh_per_c: Real[ArrayLike, "..."],
-        p_max_kw: Real[ArrayLike, "..."],
-        theta_min_c: Real[ArrayLike, "..."],
-        theta_max_c: Real[ArrayLike, "..."],
-        theta_ref_c: Real[ArrayLike, "..."] | None = None,
-        theta_tol_c: Real[ArrayLike, "..."] = 0.5,
-        cop0: Real[ArrayLike, "..."] = 3.0,
-        cop_slope_per_c: Real[ArrayLike, "..."] = 0.0,
-        c_wear_per_kw: Real[ArrayLike, "..."] = 0.005,
-    ):
-        if theta_ref_c is None:
-            lo = as_number("HeatPump", "theta_min_c", theta_min_c)
-            hi = as_number("HeatPump", "theta_max_c", theta_max_c)
-            theta_ref_c = (lo + hi) / 2
-        set_params(
-            self,
-            "HeatPump",
-            r_c_per_kw=r_c_per_kw,
-            c_kwh_per_c=c_kwh_per_c,
-            p_max_kw=p_max_kw,
-            theta_min_c=theta_min_c,
-            theta_max_c=theta_max_c,
-            theta_ref_c=theta_ref_c,
-            theta_tol_c=theta_tol_c,
-            cop0=cop0,
-            cop_slope_per_c=cop_slope_per_c,
-            c_wear_per_kw=c_wear_per_kw,
-        )
+    def __post_init__(self):
+        init_params(self)
 
     def __check_init__(self):
-        positive = {"lo": 0.0, "lo_open": True}
-        check_range("HeatPump", "r_c_per_kw", self.r_c_per_kw, **positive)
-        check_range("HeatPump", "c_kwh_per_c", self.c_kwh_per_c, **positive)
-        check_range("HeatPump", "p_max_kw", self.p_max_kw, **positive)
-        check_range("HeatPump", "theta_min_c", self.theta_min_c, unit="°C")
-        check_range(
-            "HeatPump", "theta_max_c", self.theta_max_c, lo=self.theta_min_c,
-            lo_open=True, lo_name="theta_min_c", unit="°C",
-        )  # fmt: skip
-        check_range(
-            "HeatPump", "theta_ref_c", self.theta_ref_c,
-            lo=self.theta_min_c, lo_name="theta_min_c",
-            hi=self.theta_max_c, hi_name="theta_max_c", unit="°C",
-        )  # fmt: skip
-        check_range("HeatPump", "theta_tol_c", self.theta_tol_c, lo=0.0, unit="°C")
-        check_range("HeatPump", "cop_slope_per_c", self.cop_slope_per_c)
+        # The ranges are `param`'s; the COP must stay positive at every outdoor
+        # temperature a winter day can bring.
         for t in COP_CHECK_RANGE_C:
             check_range(
-                "HeatPump", f"COP at {t:g} °C outdoors (cop0 + cop_slope_per_c * t)",
-                self.cop0 + self.cop_slope_per_c * t, lo=0.0, lo_open=True,
-            )  # fmt: skip
-        check_range("HeatPump", "c_wear_per_kw", self.c_wear_per_kw, lo=0.0)
+                "HeatPump",
+                f"COP at {t:g} °C outdoors (cop0 + cop_slope_per_c * t)",
+                self.cop0 + self.cop_slope_per_c * t,
+                lo=0.0,
+                lo_open=True,
+            )
 
     # --- population ------------------------------------------------------------------
 
@@ -341,17 +319,4 @@ class HeatPump(AbstractDevice[HeatPumpState]):
     def scaled(self, k: Real[ArrayLike, "*agent"]) -> "HeatPump":
         """`k` identical homes in one: `p_max x k`, `R / k`, `C x k` (same time
         constant and temperatures); wear cost per kW unchanged."""
-        check_positive_scale("HeatPump", k)
-        k = as_float(k)
-        return HeatPump(
-            r_c_per_kw=self.r_c_per_kw / k,
-            c_kwh_per_c=self.c_kwh_per_c * k,
-            p_max_kw=self.p_max_kw * k,
-            theta_min_c=self.theta_min_c,
-            theta_max_c=self.theta_max_c,
-            theta_ref_c=self.theta_ref_c,
-            theta_tol_c=self.theta_tol_c,
-            cop0=self.cop0,
-            cop_slope_per_c=self.cop_slope_per_c,
-            c_wear_per_kw=self.c_wear_per_kw,
-        )
+        return scale_params(self, k)
