@@ -534,6 +534,60 @@ def test_derived_defaults_follow_the_given_parameters():
     ]
 
 
+def _tank(**fields):
+    """A minimal user device (a water tank) declaring `fields` with `param`: enough
+    of `AbstractDevice` to be built; its dynamics are not under test."""
+    body = {
+        "__annotations__": {name: jax.Array for name in fields},
+        **fields,
+        "step_channel": "tank",
+        "terminal_channel": None,
+        "__post_init__": lambda self: gd.init_params(self),
+    }
+    for method in (
+        "initial_state", "randomise_state", "decode", "step", "terminal_violation",
+        "observe", "urgency", "naive_command", "scaled",
+    ):  # fmt: skip
+        body[method] = lambda self, *args: None
+    return type("Tank", (gd.AbstractDevice,), body)
+
+
+def test_a_user_device_declares_each_parameter_once():
+    """A new device gets the constructor, the range checks (with the built-in
+    devices' messages) and `scaled` from its `param` declarations alone; a
+    declaration that names no parameter is refused naming the field."""
+    tank = _tank(
+        volume_l=eqx.field(converter=gd.param(lo=0.0, lo_open=True, unit="l", scale=1)),
+        level_l=eqx.field(
+            default=None, converter=gd.param(lo=0.0, hi="volume_l", unit="l", scale=1,
+            derive=lambda p: p["volume_l"] / 2),
+        ),
+        hours=eqx.field(default=3, converter=gd.param(integer=True, lo=0, hi=24)),
+    )  # fmt: skip
+    t = tank(jnp.array([100.0, 200.0]))
+    np.testing.assert_array_equal(t.level_l, [50.0, 100.0])
+    assert t.hours.shape == (2,) and jnp.issubdtype(t.hours.dtype, jnp.integer)
+    big = gd.scale_params(t, 3.0)
+    np.testing.assert_array_equal(big.volume_l, [300.0, 600.0])
+    np.testing.assert_array_equal(big.level_l, [150.0, 300.0])
+    np.testing.assert_array_equal(big.hours, [3, 3])
+    with pytest.raises(
+        ValueError, match=r"^Tank.level_l = 150 l must lie in \[0 l, volume_l = 100 l\]"
+    ):
+        tank(100.0, level_l=150.0)
+    typo = _tank(
+        volume_l=eqx.field(converter=gd.param(lo=0.0)),
+        level_l=eqx.field(converter=gd.param(hi="volume")),
+    )
+    with pytest.raises(TypeError, match=r"Tank.level_l: param\(hi='volume'\) names"):
+        typo(1.0, 0.5)
+    early = _tank(
+        level_l=eqx.field(default=None, converter=gd.param(derive=lambda p: p["v"])),
+    )
+    with pytest.raises(TypeError, match=r"Tank.level_l: its derived default reads"):
+        early()
+
+
 def test_checks_skip_traced_values():
     # Values are unknown under jit; shapes are still checked.
     out = jax.jit(lambda c: gd.Battery(c, 5.0).capacity_kwh)(f64(-1.0))

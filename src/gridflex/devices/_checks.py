@@ -15,7 +15,7 @@ Shapes are always known and always checked.
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -23,6 +23,9 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Real
 
 from .._misc import as_float, is_concrete
+
+
+_Device = TypeVar("_Device", bound=eqx.Module)
 
 
 class Param(eqx.Module):
@@ -109,7 +112,13 @@ def init_params(device: object) -> None:
     for name, spec in _params(device).items():
         value = getattr(device, name)
         if value is None and spec.derive is not None:
-            value = spec.derive(values)
+            try:
+                value = spec.derive(values)
+            except KeyError as e:
+                raise TypeError(
+                    f"{owner}.{name}: its derived default reads {e}, which is not a "
+                    f"parameter declared before it ({', '.join(values) or 'none'})."
+                ) from None
         if spec.integer:
             values[name] = _as_integer(owner, name, value)
         else:
@@ -121,9 +130,15 @@ def init_params(device: object) -> None:
 def check_params(device: object) -> None:
     """Check every parameter of `device` against the range `param` declared."""
     owner = type(device).__name__
-    for name, spec in _params(device).items():
+    params = _params(device)
+    for name, spec in params.items():
         bounds = {}
         for side, bound in (("lo", spec.lo), ("hi", spec.hi)):
+            if isinstance(bound, str) and bound not in params:
+                raise TypeError(
+                    f"{owner}.{name}: param({side}={bound!r}) names no parameter of "
+                    f"{owner}; its parameters are {', '.join(params)}."
+                )
             if isinstance(bound, str):
                 bounds[side] = getattr(device, bound)
                 bounds[f"{side}_name"] = bound
@@ -140,7 +155,7 @@ def check_params(device: object) -> None:
         )
 
 
-def scale_params(device: Any, k: ArrayLike) -> Any:
+def scale_params(device: _Device, k: Real[ArrayLike, "*agent"]) -> _Device:
     """`device.scaled(k)`: every parameter times `k ** scale` (`param`'s `scale`),
     built and checked anew."""
     owner = type(device).__name__
