@@ -563,14 +563,17 @@ def test_a_user_device_declares_each_parameter_once():
             derive=lambda p: p["volume_l"] / 2),
         ),
         hours=eqx.field(default=3, converter=gd.param(integer=True, lo=0, hi=24)),
+        loss=eqx.field(default=0.37, converter=gd.param(scale=-1)),
     )  # fmt: skip
     t = tank(jnp.array([100.0, 200.0]))
     np.testing.assert_array_equal(t.level_l, [50.0, 100.0])
     assert t.hours.shape == (2,) and jnp.issubdtype(t.hours.dtype, jnp.integer)
-    big = gd.scale_params(t, 3.0)
+    big = gd.scale_params(t, jnp.array([3.0, 3.0]))  # one k per home, as placed
     np.testing.assert_array_equal(big.volume_l, [300.0, 600.0])
     np.testing.assert_array_equal(big.level_l, [150.0, 300.0])
     np.testing.assert_array_equal(big.hours, [3, 3])
+    # A negative power divides, rounding as `x / k` (0.37 * 3**-1 is 1 ulp lower).
+    np.testing.assert_array_equal(big.loss, t.loss / jnp.array([3.0, 3.0]))
     with pytest.raises(
         ValueError, match=r"^Tank.level_l = 150 l must lie in \[0 l, volume_l = 100 l\]"
     ):

@@ -161,8 +161,13 @@ def scale_params(device: _Device, k: Real[ArrayLike, "*agent"]) -> _Device:
     owner = type(device).__name__
     check_positive_scale(owner, k)
     k = as_float(k)
+    # Dividing for a negative power (not multiplying by k ** -1) rounds as `x / k`.
     changes = {
-        name: getattr(device, name) * k**spec.scale
+        name: (
+            getattr(device, name) * k**spec.scale
+            if spec.scale > 0
+            else getattr(device, name) / k ** (-spec.scale)
+        )
         for name, spec in _params(device).items()
         if spec.scale != 0
     }
