@@ -432,6 +432,11 @@ BAD = [
     (gd.Battery, dict(capacity_kwh=10.0, p_max_kw=5.0, eta_b=-1.0), "eta_b = -1"),
     (gd.Battery, dict(capacity_kwh=10.0, p_max_kw=5.0, c_deg_per_kwh=-0.1), "c_deg"),
     (gd.Battery, dict(capacity_kwh=math.nan, p_max_kw=5.0), "capacity_kwh = nan"),
+    (
+        gd.Battery,  # e_max is judged against capacity before it judges e_min
+        dict(capacity_kwh=10.0, p_max_kw=5.0, e_max_kwh=-1.0),
+        "e_max_kwh = -1 kWh must lie in [0 kWh, capacity_kwh = 10 kWh]",
+    ),
     (gd.HeatPump, dict(r_c_per_kw=0.0), "r_c_per_kw = 0 must be > 0"),
     (gd.HeatPump, dict(c_kwh_per_c=-2.0), "c_kwh_per_c = -2"),
     (gd.HeatPump, dict(p_max_kw=0.0), "p_max_kw = 0"),
@@ -440,6 +445,8 @@ BAD = [
     (gd.HeatPump, dict(theta_tol_c=-0.5), "theta_tol_c"),
     (gd.HeatPump, dict(cop0=0.5, cop_slope_per_c=0.1), "COP at -10 °C"),
     (gd.HeatPump, dict(cop0=-1.0, cop_slope_per_c=0.0), "must be > 0"),
+    (gd.HeatPump, dict(cop_slope_per_c=math.nan), "cop_slope_per_c = nan must be"),
+    (gd.HeatPump, dict(theta_max_c=17.0, cop0=-1.0), "theta_max_c = 17 °C must be >"),
     (gd.HeatPump, dict(c_wear_per_kw=-1.0), "c_wear_per_kw = -1"),
     (gd.Generator, dict(g_max_kw=0.0), "g_max_kw = 0 must be > 0"),
     (gd.Generator, dict(r_up_kw_per_step=-1.0), "r_up_kw_per_step = -1 must be >= 0"),
@@ -584,6 +591,10 @@ def test_a_user_device_declares_each_parameter_once():
     )
     with pytest.raises(TypeError, match=r"Tank.level_l: param\(hi='volume'\) names"):
         typo(1.0, 0.5)
+    with pytest.raises(ValueError, match=r"^Tank: hours=2.5 is not an integer"):
+        tank(100.0, hours=2.5)
+    with pytest.raises(TypeError, match=r"integer parameter .* cannot scale"):
+        gd.param(integer=True, scale=1)
     early = _tank(
         level_l=eqx.field(default=None, converter=gd.param(derive=lambda p: p["v"])),
     )

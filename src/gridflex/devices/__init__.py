@@ -12,6 +12,7 @@ from ._battery import (
     BATTERY_RANGES as BATTERY_RANGES,
 )
 from ._checks import (
+    check_range as check_range,
     init_params as init_params,
     Param as Param,
     param as param,
@@ -40,6 +41,7 @@ __all__ = [
     "Battery",
     "BATTERY_P_MAX_KW",
     "BATTERY_RANGES",
+    "check_range",
     "COP_CHECK_RANGE_C",
     "DEFAULT_MIX",
     "DESIGN_TEMPERATURE_C",

@@ -15,7 +15,6 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, PyTree, Real
 
 from .._misc import as_float
-from ._checks import check_params
 
 
 if TYPE_CHECKING:
@@ -114,9 +113,9 @@ class AbstractDevice(eqx.Module, Generic[_State]):
     To write a new device, subclass this (final classes only: no further subclassing,
     no `super()`), set the two channel names, declare each parameter once as a field
     with `param` (default, valid range, unit, how it scales) with `init_params(self)`
-    in `__post_init__`, and implement every method; see `examples/ev_charger.py` and
-    `docs/devices.md`. The ranges `param` declares are checked here, for every device;
-    a device checks any other rule in its own `__check_init__`.
+    in `__post_init__` (which also checks the declared ranges), and implement every
+    method; see `examples/ev_charger.py` and `docs/devices.md`. A rule that is not a
+    range goes in the device's own `__check_init__`.
     """
 
     step_channel: AbstractClassVar[str]
@@ -126,9 +125,6 @@ class AbstractDevice(eqx.Module, Generic[_State]):
     terminal_channel: AbstractClassVar[str | None]
     """Name of the channel `terminal_violation` feeds, or `None` for a device
     without an end-of-day requirement."""
-
-    def __check_init__(self):
-        check_params(self)
 
     @abc.abstractmethod
     def initial_state(self) -> _State:

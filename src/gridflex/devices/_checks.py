@@ -2,10 +2,10 @@
 
 A device's parameter is a field whose converter is a `param` (its valid range, unit,
 how it scales with the homes a device stands for, a derived default):
-`init_params`, called in the device's `__post_init__`, casts and broadcasts them and
-fills the derived defaults; `check_params` (run by `AbstractDevice.__check_init__`)
-checks every range; `scale_params` is `scaled(k)`. So a parameter is written in one
-place, not in the class, the constructor, the range checks and `scaled` again.
+`init_params`, called in the device's `__post_init__`, casts and broadcasts them,
+fills the derived defaults and checks every range; `scale_params` is `scaled(k)`. So
+a parameter is written in one place, not in the class, the constructor, the range
+checks and `scaled` again.
 
 Checks read values on the host, so they run only on concrete arrays: a device built
 under `jit` (traced parameters, e.g. `device.scaled(k)` with a traced `k`) skips them.
@@ -74,8 +74,8 @@ def param(
 
     Every parameter is a scalar for one home or an array with a leading agent axis
     for a population (scalars broadcast to it). Declared this way, the device takes
-    the parameter (`init_params`), checks it (`AbstractDevice`) and scales it
-    (`scale_params`) without listing it again.
+    and checks the parameter (`init_params`) and scales it (`scale_params`) without
+    listing it again.
 
     **Arguments:**
 
@@ -92,6 +92,11 @@ def param(
 
     **Returns:** the `Param`, for the field's `converter`.
     """
+    if integer and scale != 0:
+        raise TypeError(
+            "param(integer=True, scale=...): an integer parameter (a step index) "
+            "cannot scale with the homes a device stands for; give scale=0."
+        )
     return Param(lo, hi, lo_open, hi_open, unit, scale, integer, derive)
 
 
@@ -105,8 +110,10 @@ def _params(device: object) -> dict[str, Param]:
 
 def init_params(device: object) -> None:
     """Cast every parameter of `device` (declared with `param`), fill the derived
-    defaults in the order of the class body, and broadcast all to one shape. Call it
-    in the device's `__post_init__`."""
+    defaults in the order of the class body, broadcast all to one shape, and check
+    every declared range (a parameter after those its bounds name). Call it in the
+    device's `__post_init__`; a rule that is not a range goes in the device's own
+    `__check_init__`, which Equinox runs afterwards."""
     owner = type(device).__name__
     values: dict[str, Array] = {}
     for name, spec in _params(device).items():
@@ -115,6 +122,8 @@ def init_params(device: object) -> None:
             try:
                 value = spec.derive(values)
             except KeyError as e:
+                if e.args and e.args[0] in values:
+                    raise
                 raise TypeError(
                     f"{owner}.{name}: its derived default reads {e}, which is not a "
                     f"parameter declared before it ({', '.join(values) or 'none'})."
@@ -125,13 +134,19 @@ def init_params(device: object) -> None:
             values[name] = as_number(owner, name, value)
     for name, value in _broadcast(owner, values).items():
         setattr(device, name, value)
+    _check_params(device)
 
 
-def check_params(device: object) -> None:
-    """Check every parameter of `device` against the range `param` declared."""
+def _check_params(device: object) -> None:
     owner = type(device).__name__
     params = _params(device)
-    for name, spec in params.items():
+    done: set[str] = set()
+
+    def check(name: str) -> None:
+        if name in done:
+            return
+        done.add(name)
+        spec = params[name]
         bounds = {}
         for side, bound in (("lo", spec.lo), ("hi", spec.hi)):
             if isinstance(bound, str) and bound not in params:
@@ -140,6 +155,7 @@ def check_params(device: object) -> None:
                     f"{owner}; its parameters are {', '.join(params)}."
                 )
             if isinstance(bound, str):
+                check(bound)  # a bound is itself valid before it judges another
                 bounds[side] = getattr(device, bound)
                 bounds[f"{side}_name"] = bound
             else:
@@ -153,6 +169,9 @@ def check_params(device: object) -> None:
             unit=spec.unit,
             **bounds,
         )
+
+    for name in params:
+        check(name)
 
 
 def scale_params(device: _Device, k: Real[ArrayLike, "*agent"]) -> _Device:
@@ -175,13 +194,17 @@ def scale_params(device: _Device, k: Real[ArrayLike, "*agent"]) -> _Device:
 
 
 def _as_integer(owner: str, name: str, value) -> Array:
+    message = (
+        f"{owner}: {name}={value!r} is not an integer; give an int, or an array of "
+        "ints with one entry per home."
+    )
     try:
-        return jnp.asarray(value, dtype=int)
+        as_int = jnp.asarray(value, dtype=int)
     except (TypeError, ValueError):
-        raise ValueError(
-            f"{owner}: {name}={value!r} is not an integer; give an int, or an array "
-            "of ints with one entry per home."
-        ) from None
+        raise ValueError(message) from None
+    if is_concrete(value) and not np.array_equal(np.asarray(value), as_int):
+        raise ValueError(message)  # 2.7 is not a step index; casting would say 2
+    return as_int
 
 
 def as_number(owner: str, name: str, value) -> Array:
@@ -228,21 +251,32 @@ def _bound(value, name: str | None) -> tuple[np.ndarray, str]:
 def check_range(
     owner: str,
     name: str,
-    value: ArrayLike,
+    value: Real[ArrayLike, "..."],
     *,
-    lo: ArrayLike = -math.inf,
-    hi: ArrayLike = math.inf,
+    lo: Real[ArrayLike, "..."] = -math.inf,
+    hi: Real[ArrayLike, "..."] = math.inf,
     lo_open: bool = False,
     hi_open: bool = False,
     lo_name: str | None = None,
     hi_name: str | None = None,
     unit: str = "",
 ) -> None:
-    """Raise `ValueError` unless every element of `value` lies in the range.
+    """Raise `ValueError` unless every element of `value` lies in the range: the
+    check `param` declares, for a device's own rules in its `__check_init__`.
 
-    Bounds may be arrays (another parameter, element by element); `lo_name` and
-    `hi_name` name them in the message. The message gives the parameter, the first
-    bad value, its index in a population and the valid range.
+    The message gives the parameter, the first bad value, its index in a population
+    and the valid range, e.g. `HeatPump.theta_max_c = 18 °C must be > theta_min_c =
+    18 °C.` Traced values (a device built under `jit`) are not checked: their values
+    are unknown.
+
+    **Arguments:**
+
+    - `owner`, `name`: the device's class name and the parameter (or rule) checked.
+    - `value`: the values, a scalar or one per home.
+    - `lo`, `hi`: the bounds (inclusive unless `lo_open` / `hi_open`); an array
+        bound (another parameter) is compared element by element.
+    - `lo_name`, `hi_name`: the names of array bounds, for the message.
+    - `unit`: the unit, for the message.
     """
     if not is_concrete(value, lo, hi):
         return

@@ -368,6 +368,11 @@ class Environment(eqx.Module):
 
     def _group(self, kind: str) -> "_GroupIndex":
         homes = dict(self.group_homes)[kind]
+        if len(set(homes)) != len(homes):  # static: costs nothing when traced
+            raise ValueError(
+                f"Environment.group_homes: kind {kind!r} lists a home twice; a home "
+                "has one device. Build the environment with make_environment."
+            )
         ascending = all(a < b for a, b in zip(homes[:-1], homes[1:]))
         return _GroupIndex(self.homes(kind), ascending)
 
