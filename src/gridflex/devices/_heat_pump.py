@@ -175,8 +175,9 @@ class HeatPump(AbstractDevice[HeatPumpState]):
         init_params(self)
 
     def __check_init__(self):
-        # The ranges are `param`'s; the COP must stay positive at every outdoor
-        # temperature a winter day can bring.
+        # The ranges are `param`'s (checked already); this rule is not a range: the
+        # COP line must stay positive over every outdoor temperature in
+        # COP_CHECK_RANGE_C.
         for t in COP_CHECK_RANGE_C:
             check_range(
                 "HeatPump",
