@@ -91,7 +91,7 @@ class EVCharger(AbstractDevice[EVState]):
     )
 
     def __post_init__(self):
-        init_params(self)  # cast, broadcast; AbstractDevice checks the ranges
+        init_params(self)  # cast, broadcast, check the declared ranges
 
     @classmethod
     def sample(cls, key: PRNGKeyArray, n: int) -> "EVCharger":

@@ -115,8 +115,9 @@ def init_params(device: object) -> None:
     device's `__post_init__`; a rule that is not a range goes in the device's own
     `__check_init__`, which Equinox runs afterwards."""
     owner = type(device).__name__
+    params = _params(device)
     values: dict[str, Array] = {}
-    for name, spec in _params(device).items():
+    for name, spec in params.items():
         value = getattr(device, name)
         if value is None and spec.derive is not None:
             try:
@@ -134,12 +135,11 @@ def init_params(device: object) -> None:
             values[name] = as_number(owner, name, value)
     for name, value in _broadcast(owner, values).items():
         setattr(device, name, value)
-    _check_params(device)
+    _check_params(device, params)
 
 
-def _check_params(device: object) -> None:
+def _check_params(device: object, params: dict[str, Param]) -> None:
     owner = type(device).__name__
-    params = _params(device)
     done: set[str] = set()
 
     def check(name: str) -> None:
