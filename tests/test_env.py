@@ -1,5 +1,6 @@
 """Placement, the differentiable day, and the chained out-of-sample evaluation."""
 
+import dataclasses
 import functools
 import json
 import re
@@ -122,6 +123,18 @@ def lagrangian_fn(chunk: int | None = None):
         return r.lagrangian
 
     return L
+
+
+def test_a_home_listed_twice_in_a_device_group_is_refused():
+    # the groups' gathers and scatters declare unique indices (a wrong answer, not
+    # an error, if a home appeared twice), so construction refuses it
+    e = env()
+    kind, homes = e.group_homes[0]
+    twice = ((kind, (homes[0], *homes)), *e.group_homes[1:])
+    with pytest.raises(ValueError, match=f"kind '{kind}' lists a home twice"):
+        dataclasses.replace(e, group_homes=twice)
+    same = dataclasses.replace(e, group_homes=e.group_homes)
+    assert same.group_homes == e.group_homes
 
 
 def _actions(seed):

@@ -366,13 +366,18 @@ class Environment(eqx.Module):
         works whether or not the environment is traced)."""
         return jnp.asarray(dict(self.group_homes)[kind], dtype=jnp.int32)
 
+    def __check_init__(self):
+        # The device groups' gathers and scatters (`_GroupIndex`) declare their
+        # indices unique; a repeated home would make them silently wrong
+        for kind, homes in self.group_homes:
+            if len(set(homes)) != len(homes):
+                raise ValueError(
+                    f"Environment.group_homes: kind {kind!r} lists a home twice; a "
+                    "home has one device. Build the environment with make_environment."
+                )
+
     def _group(self, kind: str) -> "_GroupIndex":
         homes = dict(self.group_homes)[kind]
-        if len(set(homes)) != len(homes):  # static: costs nothing when traced
-            raise ValueError(
-                f"Environment.group_homes: kind {kind!r} lists a home twice; a home "
-                "has one device. Build the environment with make_environment."
-            )
         ascending = all(a < b for a, b in zip(homes[:-1], homes[1:]))
         return _GroupIndex(self.homes(kind), ascending)
 
