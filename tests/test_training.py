@@ -215,13 +215,15 @@ def test_dual_ascent_happens_once_per_block():
 SMALL = {"batch": 2, "n_dual": 2, "n_primal": 4}
 SMALL_OWN = {
     "gradmap": {"inner_steps": 5},
+    "ippo": {"epochs": 2, "minibatches": 2},
     "mappo": {"epochs": 2, "minibatches": 2},
 }
-"""A tiny run of each method killed and resumed: GradMAP's state, and MAPPO's,
-whose trainer-owned state (critic, its optimiser, return statistics) must survive
-too. MAPPO's runs spread their episodes over two (forced host) devices, so resuming
-under sharding is tested too."""
-DEVICES = {"gradmap": 1, "mappo": 2}
+"""A tiny run of each method killed and resumed: GradMAP's state, and IPPO's and
+MAPPO's, whose trainer-owned state (critics, their optimiser, return statistics)
+must survive too: IPPO's one critic per agent, MAPPO's one shared critic. MAPPO's
+runs spread their episodes over two (forced host) devices, so resuming under
+sharding is tested too."""
+DEVICES = {"gradmap": 1, "ippo": 1, "mappo": 2}
 
 
 def _settings(method: str) -> dict:
