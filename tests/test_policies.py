@@ -177,6 +177,40 @@ def test_jit_vmap_grad(rng, policy):
     assert sum(np.sum(np.abs(x)) for x in leaves) > 0
 
 
+def test_layer_derivatives_are_those_of_the_plain_product(rng, policy):
+    """`Dense` writes its own JVP (so that XLA fuses the backward products): forward
+    and reverse mode, with respect to parameters and observations, under the
+    rollout's vmap over episodes, must equal the derivatives of `weight @ x + bias`."""
+    policy = jiggle(policy, rng)
+    obs = obs_for(rng, N, 8, 3)
+    t_policy = jiggle(jax.tree.map(jnp.zeros_like, policy), rng, 1.0)
+    t_obs = jnp.asarray(rng.normal(size=obs.shape))
+    ct = jnp.asarray(rng.normal(size=(2, 3, N)))
+
+    def plain(p, o):
+        def one(mlp, x):
+            h = x
+            for layer in mlp.layers[:-1]:
+                h = jnp.tanh(layer.weight @ h + layer.bias)
+            out = mlp.layers[-1].weight @ h + mlp.layers[-1].bias
+            return out[0], out[1]
+
+        return jax.vmap(lambda x: eqx.filter_vmap(one)(p.mlp, x))(o)
+
+    def ours(p, o):
+        return jax.vmap(p)(o)
+
+    np.testing.assert_allclose(ours(policy, obs), plain(policy, obs), rtol=1e-13)
+    _, jvp_ours = jax.jvp(ours, (policy, obs), (t_policy, t_obs))
+    _, jvp_plain = jax.jvp(plain, (policy, obs), (t_policy, t_obs))
+    vjp_ours = jax.vjp(ours, policy, obs)[1](tuple(ct))
+    vjp_plain = jax.vjp(plain, policy, obs)[1](tuple(ct))
+    got = jax.tree.leaves((jvp_ours, vjp_ours))
+    for x, y in zip(got, jax.tree.leaves((jvp_plain, vjp_plain)), strict=True):
+        assert np.any(y != 0)
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)
+
+
 # --- Gaussian helpers -------------------------------------------------------------
 
 floats = st.floats(-3.0, 3.0)

@@ -89,7 +89,27 @@ class Dense(eqx.Module):
 
     def __call__(self, x: Float[Array, " in"]) -> Float[Array, " out"]:
         """The layer's output for one input vector."""
-        return self.weight @ x + self.bias
+        return _affine(self.weight, self.bias, x)
+
+
+@jax.custom_jvp
+def _affine(weight, bias, x):
+    return weight @ x + bias
+
+
+@_affine.defjvp
+def _affine_jvp(primals, tangents):
+    # JAX's own derivative, written so that XLA's CPU backend fuses its products.
+    # Under the vmaps over agents and episodes, the transpose JAX derives from
+    # `weight @ dx` multiplies a cotangent laid out `[agent, out, episode]`, which
+    # runs as a plain batched dot (18 % of IEEE 123 / 1,000's rollout gradient);
+    # from `dx @ weight.T` it multiplies `[agent, episode, out]` rows, which XNNPACK
+    # fuses: the rollout with its gradient runs about 15 % faster and the
+    # Gauss-Newton columns (forward mode) about 25 %, the values equal up to float
+    # rounding. `benchmarks/rollout.py --profile` shows the split.
+    weight, bias, x = primals
+    d_weight, d_bias, dx = tangents
+    return weight @ x + bias, dx @ weight.T + d_weight @ x + d_bias
 
 
 class GaussianMLP(eqx.Module):
