@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from jax.flatten_util import ravel_pytree
 from PIL import Image
 
 import gridflex as gf
@@ -179,6 +180,36 @@ def test_output_space_step_is_the_inverse_gauss_newton_times_the_gradient():
         )
 
 
+def _jacobian_alone(mlp, obs):
+    """`d(mu, sigma) / d theta` of one agent's network at each observation row."""
+    params, static = eqx.partition(mlp, eqx.is_inexact_array)
+    flat, unravel = ravel_pytree(params)
+
+    def o(theta, x):
+        mu, log_std = eqx.combine(unravel(theta), static)(x)
+        return jnp.stack([mu, jnp.exp(log_std)])
+
+    return jax.vmap(jax.jacfwd(o), in_axes=(None, 0))(flat, obs)
+
+
+def test_gauss_newton_matrices_are_each_agents_own():
+    """`gauss_newton` (rows of every agent's Jacobian at once, one pullback per
+    sample and output) equals `mean_s J^T J` plus its damping, with `J` from
+    `jax.jacfwd` of each agent's own network alone."""
+    rng = np.random.default_rng(3)
+    n, samples = 3, 5
+    policy = gf.policies.GaussianMLPPolicy.init(jax.random.key(0), n)
+    policy = jax.tree.map(lambda x: x + 0.3 * rng.normal(size=x.shape), policy)
+    obs = jnp.asarray(rng.normal(size=(samples, n, 8)))
+    outputs = lambda p, o: gf.training.policy_outputs(p, o)[0]
+    got = gf.training.gauss_newton(policy, obs, outputs, damping=0.1)
+    for a in range(n):
+        jac = _jacobian_alone(policy.agent(a), obs[:, a])
+        f = np.einsum("skp,skq->pq", jac, jac) / samples
+        want = f + 0.1 * np.mean(np.diag(f)) * np.eye(f.shape[0])
+        np.testing.assert_allclose(got[a], want, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
@@ -327,15 +358,25 @@ def test_refuses_to_overwrite_a_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_user_trainer_plugs_in():
+def test_a_user_trainer_plugs_in(tmp_path):
     root = Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(root / "examples"))
     try:
         import custom_trainer
     finally:
         sys.path.pop(0)
-    e, trainer, result = custom_trainer.main(["--steps", "10"])
+    args = ["--steps", "10", "--out", str(tmp_path)]
+    e, trainer, result = custom_trainer.main(args)
     assert isinstance(trainer, AbstractTrainer) and len(result.metrics) == 10
+    # its run folder, as the built-in trainers': metrics, checkpoints, and the same
+    # command resuming the finished run to the same parameters
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 10
+    assert any((tmp_path / "checkpoints").iterdir())
+    _, _, again = custom_trainer.main(args)
+    assert len(again.metrics) == 10
+    first = jax.tree.leaves(eqx.filter(result.state.policy, eqx.is_array))
+    resumed = jax.tree.leaves(eqx.filter(again.state.policy, eqx.is_array))
+    assert all(np.array_equal(x, y) for x, y in zip(first, resumed, strict=True))
     before = _fixed_day_figures(e, trainer.init(e, jax.random.key(0)).policy)
     after = _fixed_day_figures(e, result.state.policy)
     # Ten steps of the example's trainer make the held-fixed days at least 5 %
