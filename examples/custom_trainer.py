@@ -2,9 +2,10 @@
 
 It uses only gridflex's public API (`AbstractTrainer` and the shared machinery in
 `gridflex.training`), and `gridflex.training.fit` drives it with checkpoints, metrics
-and resume like the built-in trainers.
+and resume like the built-in trainers: with `--out`, the run folder gets
+`metrics.jsonl` and `checkpoints/`, and the same command resumes a killed run.
 
-    python examples/custom_trainer.py --steps 6
+    python examples/custom_trainer.py --steps 6 --out runs/clipped_sgd
 """
 
 import argparse
@@ -80,10 +81,18 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--agents", type=int, default=4)
+    p.add_argument("--out", default=None, help="run folder (resumed if it holds one)")
     args = p.parse_args(argv)
     env = make_environment(gf.feeders.ieee13(), args.agents, seed=0)
     trainer = ClippedSGD(n_dual=1, n_primal=args.steps)
-    result = fit(env, trainer, key=jax.random.key(0), progress=False)
+    result = fit(
+        env,
+        trainer,
+        key=jax.random.key(0),
+        out_dir=args.out,
+        resume=args.out is not None,
+        progress=False,
+    )
     first, last = result.metrics[0], result.metrics[-1]
     steps = len(result.metrics)
     print(f"cost {first['cost']:.1f} -> {last['cost']:.1f} after {steps} steps")
