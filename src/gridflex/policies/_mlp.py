@@ -104,7 +104,7 @@ def _affine_jvp(primals, tangents):
     # `weight @ dx` multiplies a cotangent laid out `[agent, out, episode]`, which
     # runs as a plain batched dot (18 % of IEEE 123 / 1,000's rollout gradient);
     # from `dx @ weight.T` it multiplies `[agent, episode, out]` rows, which XNNPACK
-    # fuses: the rollout with its gradient runs 12-14 % faster (and forward mode
+    # fuses: the rollout with its gradient runs 10-15 % faster (and forward mode
     # over the trainers' agent-major layout about 25 %), the values equal up to
     # float rounding. `benchmarks/rollout.py --profile` shows the split.
     weight, bias, x = primals
