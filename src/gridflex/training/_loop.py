@@ -152,7 +152,9 @@ def _open_run(
     # every process has read the folder as it was; only process 0 writes to it
     sync_processes("gridflex.fit.checked")
     if is_lead_process():
-        writer = MetricsWriter(out, truncate_after_step=truncate)
+        # the file named outright: `MetricsWriter` takes a path with a suffix for a
+        # file, and a run folder called `runs/sgd.v2` is still a folder
+        writer = MetricsWriter(out / METRICS_FILE, truncate_after_step=truncate)
     return state, done, offset, writer
 
 
