@@ -208,6 +208,8 @@ def test_gauss_newton_matrices_are_each_agents_own():
         f = np.einsum("skp,skq->pq", jac, jac) / samples
         want = f + 0.1 * np.mean(np.diag(f)) * np.eye(f.shape[0])
         np.testing.assert_allclose(got[a], want, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match=r"\[sample, agent, k\]"):
+        gf.training.gauss_newton(policy, obs, lambda p, o: outputs(p, o)[..., None])
 
 
 @pytest.mark.parametrize(
@@ -369,11 +371,14 @@ def test_a_user_trainer_plugs_in(tmp_path):
     e, trainer, result = custom_trainer.main(args)
     assert isinstance(trainer, AbstractTrainer) and len(result.metrics) == 10
     # its run folder, as the built-in trainers': metrics, checkpoints, and the same
-    # command resuming the finished run to the same parameters
-    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 10
+    # command resuming the finished run to the same parameters without training
+    # again (a fresh run would rewrite the metrics with other wall-clock times)
+    metrics = (tmp_path / "metrics.jsonl").read_text()
+    assert len(metrics.splitlines()) == 10
     assert any((tmp_path / "checkpoints").iterdir())
     _, _, again = custom_trainer.main(args)
     assert len(again.metrics) == 10
+    assert (tmp_path / "metrics.jsonl").read_text() == metrics
     first = jax.tree.leaves(eqx.filter(result.state.policy, eqx.is_array))
     resumed = jax.tree.leaves(eqx.filter(again.state.policy, eqx.is_array))
     assert all(np.array_equal(x, y) for x, y in zip(first, resumed, strict=True))
@@ -475,6 +480,18 @@ class _Counter(AbstractTrainer):
     def step(self, env, state):
         new = eqx.tree_at(lambda s: s.step, state, state.step + 1)
         return new, {"cost": new.step.astype(jnp.float32)}
+
+
+def test_a_run_folder_with_a_dot_in_its_name_is_a_folder(tmp_path):
+    """`out_dir="runs/sgd.v2"` holds the run (metrics and checkpoints side by side),
+    so that resuming finds it, rather than being read as a metrics file."""
+    e, trainer, out = env(), _Counter(), tmp_path / "sgd.v2"
+    fit(e, trainer, key=jax.random.key(0), out_dir=out, progress=False)
+    assert (out / "metrics.jsonl").is_file() and any((out / "checkpoints").iterdir())
+    again = fit(e, trainer, key=jax.random.key(0), out_dir=out, progress=False,
+                resume=True)  # fmt: skip
+    steps = [r["step"] for r in read_metrics(out)]
+    assert steps == [r["step"] for r in again.metrics] == list(range(1, len(steps) + 1))
 
 
 def test_a_metrics_gap_behind_a_checkpoint_is_reported_on_resume(tmp_path):
