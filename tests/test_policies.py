@@ -7,6 +7,9 @@ compiles dominate this file's run time.
 """
 
 import math
+import os
+import subprocess
+import sys
 
 import equinox as eqx
 import hypothesis.strategies as st
@@ -300,6 +303,29 @@ def test_reparameterisation_gradients():
 def test_bad_configuration_raises(kwargs, error, match):
     with pytest.raises(error, match=match):
         gp.GaussianMLPPolicy.init(jax.random.key(0), **kwargs)
+
+
+def test_a_layer_takes_one_vector():
+    """What a user sees without the suite's type checker (which refuses the call
+    first): `Dense` is written for one input vector, its derivative a vector's, so a
+    matrix is refused rather than differentiated wrongly."""
+    code = (
+        "import jax.numpy as jnp, gridflex as gf\n"
+        "layer = gf.policies.Dense(jnp.zeros((16, 8)), jnp.zeros(16))\n"
+        "try:\n"
+        "    layer(jnp.zeros((8, 16)))\n"
+        "except ValueError as e:\n"
+        "    print(e)\n"
+    )
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == (
+        "Dense takes one input vector, not an array of shape (8, 16); map it over "
+        "the leading axes with jax.vmap."
+    )
 
 
 def test_widths_may_be_a_list():  # as TOML gives them

@@ -88,7 +88,13 @@ class Dense(eqx.Module):
         return self.weight.shape[-2]
 
     def __call__(self, x: Float[Array, " in"]) -> Float[Array, " out"]:
-        """The layer's output for one input vector."""
+        """The layer's output for one input vector (map it over more with `jax.vmap`:
+        its derivative is written for a vector)."""
+        if x.ndim != 1:
+            raise ValueError(
+                f"Dense takes one input vector, not an array of shape {x.shape}; map "
+                "it over the leading axes with jax.vmap."
+            )
         return _affine(self.weight, self.bias, x)
 
 
@@ -104,9 +110,9 @@ def _affine_jvp(primals, tangents):
     # `weight @ dx` multiplies a cotangent laid out `[agent, out, episode]`, which
     # runs as a plain batched dot (18 % of IEEE 123 / 1,000's rollout gradient);
     # from `dx @ weight.T` it multiplies `[agent, episode, out]` rows, which XNNPACK
-    # fuses: the rollout with its gradient runs 10-15 % faster (and forward mode
-    # over the trainers' agent-major layout about 25 %), the values equal up to
-    # float rounding. `benchmarks/rollout.py --profile` shows the split.
+    # fuses: the rollout with its gradient runs 10-15 % faster (and forward mode,
+    # in isolation, about 25 %), the values equal up to float rounding.
+    # `benchmarks/rollout.py --profile` shows the split.
     weight, bias, x = primals
     d_weight, d_bias, dx = tangents
     return weight @ x + bias, dx @ weight.T + d_weight @ x + d_bias

@@ -65,7 +65,9 @@ def gauss_newton(
 
     - `policy`: stacked per-agent parameters (leading agent axis on every leaf).
     - `obs`: observations, one row per agent, for each sample.
-    - `outputs`: `outputs(policy, obs) -> o`, `o` of shape `[sample, agent, k]`.
+    - `outputs`: `outputs(policy, obs) -> o`, `o` of shape `[sample, agent, k]`,
+        each sample's outputs from that sample's observations alone (the
+        matrices are built one sample at a time).
 
     **Returns:** `[agent, P, P]`, `P` the parameters per agent.
     """
@@ -80,6 +82,11 @@ def gauss_newton(
 
     def rows_at(o1):  # one sample: row j of every agent's Jacobian, [k, agent, P]
         out, pullback = jax.vjp(lambda fl: f(fl, o1[None])[0], flat)
+        if out.shape[:1] != (n,) or out.ndim != 2:
+            raise ValueError(
+                f"gauss_newton: outputs(policy, obs) must have shape [sample, agent, "
+                f"k] = [1, {n}, k] for one sample; got {(1, *out.shape)}."
+            )
         units = jnp.eye(out.shape[-1], dtype=out.dtype)
         return jax.vmap(lambda u: pullback(jnp.broadcast_to(u, out.shape))[0])(units)
 
