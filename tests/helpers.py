@@ -152,6 +152,17 @@ def train_process(
     )
 
 
+def python_output(code: str) -> list[str]:
+    """The lines `code` prints, run in a fresh CPU Python without the suite's type
+    checker: what a user sees of an error the checker would otherwise refuse first."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()
+
+
 def load_example(name: str):
     """`examples/<name>` imported as a module (registered in `sys.modules`, so that
     its Equinox modules pickle and print), as a user's script would use it."""

@@ -4,9 +4,6 @@ device is `test_style.py`'s)."""
 
 import inspect
 import math
-import os
-import subprocess
-import sys
 
 import equinox as eqx
 import hypothesis.strategies as st
@@ -17,6 +14,8 @@ import pytest
 from hypothesis import assume, given
 
 import gridflex.devices as gd
+
+from .helpers import python_output
 
 
 DT = 0.25
@@ -478,12 +477,7 @@ def test_a_parameter_that_is_not_a_number_is_named():
         "    except ValueError as e:\n"
         "        print(e)\n"
     )
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == [
+    assert python_output(code) == [
         f"Battery: capacity_kwh={v!r} is not a number; give a float, or an array of "
         "floats with one entry per home."
         for v in ["ten", None, [3.0, "x"], "5 kW"]

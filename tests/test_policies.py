@@ -7,9 +7,6 @@ compiles dominate this file's run time.
 """
 
 import math
-import os
-import subprocess
-import sys
 
 import equinox as eqx
 import hypothesis.strategies as st
@@ -21,6 +18,8 @@ import pytest
 from hypothesis import given
 
 import gridflex.policies as gp
+
+from .helpers import python_output
 
 
 N = 4  # agents in most tests: one shape, so compiled programs are shared
@@ -317,15 +316,10 @@ def test_a_layer_takes_one_vector():
         "except ValueError as e:\n"
         "    print(e)\n"
     )
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == (
+    assert python_output(code) == [
         "Dense takes one input vector, not an array of shape (8, 16); map it over "
         "the leading axes with jax.vmap."
-    )
+    ]
 
 
 def test_widths_may_be_a_list():  # as TOML gives them
