@@ -5,7 +5,6 @@ import functools
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import ClassVar
@@ -32,7 +31,7 @@ from gridflex.training import (
     trainer_from_config,
 )
 
-from .helpers import train_process
+from .helpers import load_example, train_process
 
 
 @functools.cache
@@ -361,12 +360,7 @@ def test_refuses_to_overwrite_a_run(tmp_path):
 
 @pytest.mark.slow
 def test_a_user_trainer_plugs_in(tmp_path):
-    root = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(root / "examples"))
-    try:
-        import custom_trainer
-    finally:
-        sys.path.pop(0)
+    custom_trainer = load_example("custom_trainer.py")
     args = ["--steps", "10", "--out", str(tmp_path)]
     e, trainer, result = custom_trainer.main(args)
     assert isinstance(trainer, AbstractTrainer) and len(result.metrics) == 10
@@ -379,8 +373,7 @@ def test_a_user_trainer_plugs_in(tmp_path):
     _, _, again = custom_trainer.main(args)
     assert len(again.metrics) == 10
     assert (tmp_path / "metrics.jsonl").read_text() == metrics
-    first = jax.tree.leaves(eqx.filter(result.state.policy, eqx.is_array))
-    resumed = jax.tree.leaves(eqx.filter(again.state.policy, eqx.is_array))
+    first, resumed = _leaves(result.state), _leaves(again.state)
     assert all(np.array_equal(x, y) for x, y in zip(first, resumed, strict=True))
     before = _fixed_day_figures(e, trainer.init(e, jax.random.key(0)).policy)
     after = _fixed_day_figures(e, result.state.policy)
