@@ -9,7 +9,12 @@ every episode) and the forward rollout plus the gradient of the Lagrangian with
 respect to every agent's policy outputs at every step and episode (what GradMAP caches;
 through the implicit adjoint of every power flow). The controller is the policy the
 trainers use (per-agent Gaussian MLPs, 16 tanh units). Compile time is reported apart.
-Results: `benchmarks/results/rollout.json` (`rollout_chunk<N>.json` with `--chunk N`).
+The episodes are spread over all local devices as `gridflex train` spreads them
+(`--devices N`: the first N). Results: `benchmarks/results/rollout.json`
+(`rollout_chunk<N>.json` with `--chunk N`, `..._devices<N>.json` with `--devices N`).
+
+    XLA_FLAGS=--xla_force_host_platform_device_count=2 python benchmarks/rollout.py \
+        --devices 2                     # this CPU's two cores as two devices
 
     python benchmarks/rollout.py --profile --episodes 100   # where the time goes
 
@@ -42,13 +47,20 @@ def _run(
     episodes: int,
     chunk: int | None,
     profile: bool = False,
+    devices: int | None = None,
 ) -> dict:
     import equinox as eqx
     import jax
     import jax.numpy as jnp
 
     import gridflex as gf
-    from gridflex.env import EnvConfig, make_environment, PolicyController
+    from gridflex.env import (
+        EnvConfig,
+        episode_mesh,
+        make_environment,
+        PolicyController,
+        use_mesh,
+    )
     from gridflex.policies import GaussianMLPPolicy
 
     t0 = time.perf_counter()
@@ -82,18 +94,21 @@ def _run(
 
             return jax.value_and_grad(lag, has_aux=True)(shift)
 
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(jax.random.key(2)))
-    first_s = time.perf_counter() - t0
-    if profile:
-        return {"mode": mode, "episodes": episodes, **_split(fn)}
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(fn(jax.random.key(3)))
-    run_s = time.perf_counter() - t0
+    mesh = episode_mesh(devices, batch=episodes)  # as `gridflex train` spreads them
+    with use_mesh(mesh):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(jax.random.key(2)))
+        first_s = time.perf_counter() - t0
+        if profile:
+            return {"mode": mode, "episodes": episodes, **_split(fn)}
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(fn(jax.random.key(3)))
+        run_s = time.perf_counter() - t0
     failed = int(out[1] if mode == "forward" else out[0][1])
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "mode": mode,
+        "devices": int(mesh.devices.size),
         "build_environment_s": round(build_s, 2),
         "compile_s": round(first_s - run_s, 2),
         "run_s": round(run_s, 2),
@@ -155,6 +170,12 @@ def main(argv=None) -> int:
     p.add_argument("--chunk", type=int, default=None, help="EnvConfig.episode_chunk")
     p.add_argument("--mode", choices=("forward", "gradient"), default=None)
     p.add_argument(
+        "--devices",
+        type=int,
+        help="spread the episodes over the first N local devices (default: all that "
+        "divide them, as `gridflex train`)",
+    )
+    p.add_argument(
         "--profile",
         action="store_true",
         help="split each mode's time by origin instead (rollout_profile.json)",
@@ -171,6 +192,7 @@ def main(argv=None) -> int:
                     args.episodes,
                     args.chunk,
                     args.profile,
+                    args.devices,
                 )
             )
         )
@@ -201,6 +223,8 @@ def main(argv=None) -> int:
             cmd += ["--chunk", str(args.chunk)]
         if args.profile:
             cmd += ["--profile"]
+        if args.devices:
+            cmd += ["--devices", str(args.devices)]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
             print(done.stderr[-3000:], file=sys.stderr)
@@ -210,6 +234,8 @@ def main(argv=None) -> int:
         print(mode, report[mode], flush=True)
     os.makedirs(args.out, exist_ok=True)
     name = f"rollout_chunk{args.chunk}.json" if args.chunk else "rollout.json"
+    if args.devices:
+        name = name.replace(".json", f"_devices{args.devices}.json")
     if args.profile:
         name = "rollout_profile.json"
     path = os.path.join(args.out, name)

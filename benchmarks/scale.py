@@ -7,14 +7,15 @@ trained in full.
     python benchmarks/scale.py --full --batch 500                # GPU: IEEE 123 / 1,000
 
 Grid: every (method, homes, batch) point runs in its own process (so its peak memory
-is its own): the environment (IEEE 123 by default, homes placed with seed 0,
-`taps="homes"`), the trainer with its defaults but the batch, one primal step with
-compilation, then `--steps` warm ones. Reported per point: seconds per warm primal
-step, the first step (compilation included), peak memory (the device's peak bytes in
-use where the backend reports it, a GPU; the process's peak resident set on CPU),
-and failed episodes. From the points, per method and number of homes, memory per
-episode and fixed memory (a least-squares line over the batches), and the batch
-that fits a given device memory.
+is its own), its episodes spread over all local devices as `gridflex train` spreads
+them (`--devices N`: the first N): the environment (IEEE 123 by default, homes
+placed with seed 0, `taps="homes"`), the trainer with its defaults but the batch,
+one primal step with compilation, then `--steps` warm ones. Reported per point:
+seconds per warm primal step, the first step (compilation included), peak memory
+(the largest device's peak bytes in use where the backend reports it, GPUs; the
+process's peak resident set on CPU), the devices used, and failed episodes. From the
+points, per method and number of homes, memory per episode and fixed memory (a
+least-squares line over the batches), and the batch that fits a given device memory.
 
 `--full`: GradMAP and GradMA trained on IEEE 123 / 1,000 homes at `--batch`
 (the paper's 500 by default) with Table I schedules, by `benchmarks/trainers.py`'s
@@ -41,27 +42,38 @@ import trainers as two  # noqa: E402  (runs, timing and the protocol's analysis)
 
 
 def _peak_memory_mb() -> tuple[float, str]:
-    """The device's peak bytes in use where reported (GPUs), else this process's
-    peak resident set (CPU)."""
+    """The largest peak bytes in use over the local devices where reported (GPUs),
+    else this process's peak resident set (CPU)."""
     import resource
 
     import jax
 
-    stats = jax.local_devices()[0].memory_stats() or {}
-    if "peak_bytes_in_use" in stats:
-        return stats["peak_bytes_in_use"] / 2**20, "device peak bytes in use"
+    stats = [d.memory_stats() or {} for d in jax.local_devices()]
+    if all("peak_bytes_in_use" in s for s in stats):
+        what = "device peak bytes in use"
+        if len(stats) > 1:
+            what += f", the largest of {len(stats)} devices"
+        return max(s["peak_bytes_in_use"] for s in stats) / 2**20, what
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process RSS"
 
 
-def point(feeder: str, homes: int, method: str, batch: int, steps: int) -> dict:
-    """One grid point, in this process."""
+def point(
+    feeder: str,
+    homes: int,
+    method: str,
+    batch: int,
+    steps: int,
+    devices: int | None = None,
+) -> dict:
+    """One grid point, in this process, its episodes spread over `devices` as `fit`
+    spreads them (default: all local devices that divide the batch)."""
     import jax
 
     from gridflex.training import TRAINERS
 
     env = two._environment(f"{feeder}:{homes}", 0)
     trainer = TRAINERS[method](batch=batch)
-    figures, _ = two.timed_steps(env, trainer, steps)
+    figures, _ = two.timed_steps(env, trainer, steps, devices)
     peak, what = _peak_memory_mb()
     figures.pop("peak_rss_mb", None)
     return {
@@ -73,7 +85,6 @@ def point(feeder: str, homes: int, method: str, batch: int, steps: int) -> dict:
         "peak_memory_mb": round(peak, 1),
         "memory_measure": what,
         "platform": jax.default_backend(),
-        "devices": jax.device_count(),
     }
 
 
@@ -111,6 +122,7 @@ def grid(args) -> dict:
             for batch in args.batches:
                 cmd = [sys.executable, __file__, "--point", args.feeder]
                 cmd += [str(homes), method, str(batch), str(args.steps)]
+                cmd += [str(args.devices or 0)]
                 done = subprocess.run(cmd, capture_output=True, text=True)
                 if done.returncode:
                     print(
@@ -135,7 +147,7 @@ def grid(args) -> dict:
         "command": "python benchmarks/scale.py " + " ".join(sys.argv[1:]),
         "commit": two.commit(),
         "platform": platform,
-        "devices": points[0]["devices"],
+        "devices": max(p["devices"] for p in points),
         "points": points,
         "memory": fit_memory(points, args.device_gb),
     }
@@ -160,11 +172,20 @@ def main(argv=None) -> int:
     p.add_argument("--results", default=two.RESULTS)
     p.add_argument("--full", action="store_true", help="IEEE 123 / 1,000 trained")
     p.add_argument("--batch", type=int, default=500, help="episodes for --full")
-    p.add_argument("--point", nargs=5, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--devices",
+        type=int,
+        help="spread each batch over the first N local devices (default: all that "
+        "divide it, as `gridflex train`)",
+    )
+    p.add_argument("--point", nargs=6, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.point:
-        feeder, homes, method, batch, steps = args.point
-        print(json.dumps(point(feeder, int(homes), method, int(batch), int(steps))))
+        feeder, homes, method, batch, steps, devices = args.point
+        figures = point(
+            feeder, int(homes), method, int(batch), int(steps), int(devices) or None
+        )
+        print(json.dumps(figures))
         return 0
     if args.full:
         # trainers.py's protocol on the paper's main case: each run (resumable),

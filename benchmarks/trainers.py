@@ -538,11 +538,10 @@ def plot_case(case: str, curves: dict[str, list[dict]], path: str) -> None:
 
 
 def timing(case: str, batch: int | None, repeats: int = 9) -> dict:
-    import equinox as eqx
     import jax
 
-    from gridflex.env import PolicyController
-    from gridflex.training import batch_gradient, sample_days
+    from gridflex.env import use_mesh
+    from gridflex.training import mesh_for
 
     env = _environment(case, 0)
     out: dict = {"case": case, "batch": batch or 500}
@@ -561,36 +560,10 @@ def timing(case: str, batch: int | None, repeats: int = 9) -> dict:
 
     for method in METHODS:
         trainer = _trainer(method, batch)
-        state = trainer.init(env, jax.random.key(0))
-        days = sample_days(jax.random.key(1), env, trainer.batch)
-
-        def forward(env, state, days):
-            r = env.rollout(
-                PolicyController(state.policy),
-                state.lambdas,
-                jax.random.key(2),
-                days,
-                record=True,
-            )
-            return r.lagrangian
-
-        _, rollout = clock(eqx.filter_jit(forward), env, state, days)
-        _, gradient = clock(
-            eqx.filter_jit(lambda t, e, s: batch_gradient(t, e, s)[2].g),
-            trainer,
-            env,
-            state,
-        )
-        first, step = clock(eqx.filter_jit(trainer.step), env, state)
-        out[method] = {
-            "compile_s": round(first - step, 2),
-            "rollout_s": round(rollout, 3),
-            "adjoint_and_backward_s": round(gradient - rollout, 3),
-            "rollout_with_gradient_s": round(gradient, 3),
-            "rest_of_step_s": round(step - gradient, 3),
-            "primal_step_s": round(step, 3),
-            "rest_over_rollout_with_gradient": round((step - gradient) / gradient, 3),
-        }
+        mesh = mesh_for(trainer)  # the devices `fit` spreads the runs' episodes over
+        with use_mesh(mesh):
+            out[method] = _split_step(env, trainer, clock)
+        out[method]["devices"] = int(mesh.devices.size)
     out["command"] = "python benchmarks/trainers.py " + " ".join(sys.argv[1:])
     name = os.path.basename(_case_dir(case, batch))
     path = os.path.join(RESULTS, f"timing_{name}.json")
@@ -600,26 +573,75 @@ def timing(case: str, batch: int | None, repeats: int = 9) -> dict:
     return out
 
 
-# --- one method's step, timed (benchmarks/scale.py and paper.py use it) ------------
-
-
-def timed_steps(env, trainer, steps: int) -> tuple[dict, object]:
-    """The first primal step (compilation included), then `steps` warm ones: their
-    seconds, this process's peak memory, and the final state."""
+def _split_step(env, trainer, clock) -> dict:
+    """One method's primal step, split: the rollout, its gradient, the rest."""
     import equinox as eqx
     import jax
 
+    from gridflex.env import PolicyController
+    from gridflex.training import batch_gradient, sample_days
+
     state = trainer.init(env, jax.random.key(0))
-    step = eqx.filter_jit(trainer.step)
-    t0 = time.perf_counter()
-    state, m = step(env, state)
-    jax.block_until_ready(m)
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for _ in range(steps):
+    days = sample_days(jax.random.key(1), env, trainer.batch)
+
+    def forward(env, state, days):
+        r = env.rollout(
+            PolicyController(state.policy),
+            state.lambdas,
+            jax.random.key(2),
+            days,
+            record=True,
+        )
+        return r.lagrangian
+
+    _, rollout = clock(eqx.filter_jit(forward), env, state, days)
+    _, gradient = clock(
+        eqx.filter_jit(lambda t, e, s: batch_gradient(t, e, s)[2].g),
+        trainer,
+        env,
+        state,
+    )
+    first, step = clock(eqx.filter_jit(trainer.step), env, state)
+    return {
+        "compile_s": round(first - step, 2),
+        "rollout_s": round(rollout, 3),
+        "adjoint_and_backward_s": round(gradient - rollout, 3),
+        "rollout_with_gradient_s": round(gradient, 3),
+        "rest_of_step_s": round(step - gradient, 3),
+        "primal_step_s": round(step, 3),
+        "rest_over_rollout_with_gradient": round((step - gradient) / gradient, 3),
+    }
+
+
+# --- one method's step, timed (benchmarks/scale.py and paper.py use it) ------------
+
+
+def timed_steps(
+    env, trainer, steps: int, devices: int | None = None
+) -> tuple[dict, object]:
+    """The first primal step (compilation included), then `steps` warm ones: their
+    seconds, this process's peak memory, and the final state. The episodes are spread
+    over `devices` as `fit` spreads them (default: all local devices that divide the
+    batch)."""
+    import equinox as eqx
+    import jax
+
+    from gridflex.env import use_mesh
+    from gridflex.training import mesh_for
+
+    mesh = mesh_for(trainer, devices)
+    with use_mesh(mesh):
+        state = trainer.init(env, jax.random.key(0))
+        step = eqx.filter_jit(trainer.step)
+        t0 = time.perf_counter()
         state, m = step(env, state)
-    jax.block_until_ready(m)
-    per_step = (time.perf_counter() - t0) / steps
+        jax.block_until_ready(m)
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            state, m = step(env, state)
+        jax.block_until_ready(m)
+        per_step = (time.perf_counter() - t0) / steps
     # three significant figures: a step of a tiny case takes milliseconds, which two
     # decimals would round to nothing on a fast machine
     figures = {
@@ -629,6 +651,7 @@ def timed_steps(env, trainer, steps: int) -> tuple[dict, object]:
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
         ),
         "failed_episodes": float(m["failed_episodes"]),
+        "devices": int(mesh.devices.size),
     }
     return figures, state
 

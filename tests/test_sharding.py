@@ -58,6 +58,12 @@ for n in (1, 2, 4):
     }
 # by default all devices, or the most of them that divide the batch
 out["default"] = [mesh_for(GradMAP(batch=b)).devices.size for b in (8, 6, 5)]
+out["episode_mesh"] = [gf.env.episode_mesh(batch=b).devices.size for b in (8, 6, 5)]
+# a one-device mesh is entered as no mesh at all; a larger one is set
+with gf.env.use_mesh(gf.env.episode_mesh(1)):
+    out["one_device_mesh_set"] = not jax.sharding.get_abstract_mesh().empty
+with gf.env.use_mesh(gf.env.episode_mesh(2)):
+    out["two_device_mesh_set"] = not jax.sharding.get_abstract_mesh().empty
 out["sharding"] = any(
     "sharding_constraint" in line and '[{"episodes"}' in line
     for line in lowered_text[2].splitlines()
@@ -91,6 +97,9 @@ def test_training_agrees_on_one_two_and_four_devices():
         assert out[n]["cost"] == pytest.approx(one["cost"], rel=1e-12)
         assert out[n]["params"] == pytest.approx(one["params"], rel=1e-9, abs=1e-12)
     assert out["default"] == [4, 3, 1]
+    assert out["episode_mesh"] == [4, 3, 1]  # the rule lives in `episode_mesh`
+    assert out["one_device_mesh_set"] is False
+    assert out["two_device_mesh_set"] is True
     assert out["sharding"] is True  # the batch was split over the devices
     assert "batch = 5 episodes do not split over 2 devices" in out["refused"]
     assert "spreading episodes over 2 CPU devices" in run.stderr  # it says so

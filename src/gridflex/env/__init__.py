@@ -30,6 +30,7 @@ from ._sharding import (
     is_lead_process as is_lead_process,
     shard_episodes as shard_episodes,
     sync_processes as sync_processes,
+    use_mesh as use_mesh,
 )
 
 
@@ -58,5 +59,6 @@ __all__ = [
     "StepInputs",
     "StepTrace",
     "sync_processes",
+    "use_mesh",
     "VOLTAGE",
 ]

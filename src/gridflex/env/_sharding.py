@@ -5,6 +5,8 @@ that axis; XLA's partitioner carries the layout through the power flow, its impl
 adjoint and the trainers' updates, and reduces across devices where a batch is
 reduced. Outside such a mesh nothing changes."""
 
+import contextlib
+
 import jax
 import jax.tree_util as jtu
 import numpy as np
@@ -48,11 +50,15 @@ def sync_processes(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
-def episode_mesh(devices: int | None = None) -> Mesh:
+def episode_mesh(devices: int | None = None, *, batch: int | None = None) -> Mesh:
     """A one-axis mesh (`"episodes"`, automatic) over the first `devices` local
-    devices (default: all of them). Use it with `jax.set_mesh(mesh)` around training
-    (`fit(..., devices=...)` does). In a multi-process run (`initialize_hosts`) the
-    mesh spans every process's devices, and `devices` may only name all of them."""
+    devices. Enter it with `use_mesh` (or `jax.set_mesh`) around training; `fit`
+    does.
+
+    `devices=None` takes all of them, or, given the `batch` of episodes, the most of
+    them that divide it; a `batch` that the devices do not divide is refused. In a
+    multi-process run (`initialize_hosts`) the mesh spans every process's devices,
+    and `devices` may only name all of them."""
     if jax.process_count() > 1:
         every = jax.devices()
         if devices not in (None, len(every)):
@@ -60,15 +66,33 @@ def episode_mesh(devices: int | None = None) -> Mesh:
                 f"devices = {devices}: a run over {jax.process_count()} processes "
                 f"uses all their {len(every)} devices; leave devices unset."
             )
-        return Mesh(np.asarray(every), (EPISODES,), axis_types=(AxisType.Auto,))
-    local = jax.local_devices()
-    n = len(local) if devices is None else devices
-    if not 1 <= n <= len(local):
+        chosen = every
+    else:
+        local = jax.local_devices()
+        n = len(local) if devices is None else devices
+        if devices is None and batch is not None:
+            n = max(d for d in range(1, n + 1) if batch % d == 0)
+        if not 1 <= n <= len(local):
+            raise ValueError(
+                f"devices = {n}: this process sees {len(local)} device(s) "
+                f"({local[0].platform}); give 1 to {len(local)}."
+            )
+        chosen = local[:n]
+    if batch is not None and batch % len(chosen):
         raise ValueError(
-            f"devices = {n}: this process sees {len(local)} device(s) "
-            f"({local[0].platform}); give 1 to {len(local)}."
+            f"batch = {batch} episodes do not split over {len(chosen)} devices; give "
+            f"a batch that is a multiple of {len(chosen)}, or fewer devices."
         )
-    return Mesh(np.asarray(local[:n]), (EPISODES,), axis_types=(AxisType.Auto,))
+    return Mesh(np.asarray(chosen), (EPISODES,), axis_types=(AxisType.Auto,))
+
+
+def use_mesh(mesh: Mesh) -> contextlib.AbstractContextManager:
+    """`jax.set_mesh(mesh)`, or nothing at all for a one-device mesh, so that a
+    single-device run compiles exactly as it would without one: how `fit` enters its
+    mesh, for loops of your own (`with use_mesh(episode_mesh(batch=b)): ...`)."""
+    if mesh.devices.size > 1:
+        return jax.set_mesh(mesh)
+    return contextlib.nullcontext()
 
 
 def episode_devices() -> int:

@@ -6,7 +6,6 @@ PRNG state, step counter) and the wall-clock spent so far; metrics rows after it
 dropped and redone, so the resumed run's files equal an uninterrupted run's.
 """
 
-import contextlib
 import dataclasses
 import time
 import warnings
@@ -19,7 +18,13 @@ import jax
 from jax.sharding import Mesh
 from jaxtyping import PRNGKeyArray
 
-from ..env import Environment, episode_mesh, is_lead_process, sync_processes
+from ..env import (
+    Environment,
+    episode_mesh,
+    is_lead_process,
+    sync_processes,
+    use_mesh,
+)
 from ..runs import (
     CHECKPOINTS_DIR,
     latest_checkpoint,
@@ -75,14 +80,12 @@ def fit(
         that divide the trainer's `batch`; a number given must divide it. Each device
         simulates its share of the batch; the policies are replicated and the batch
         means reduced across devices, so the result agrees with one device's to
-        float rounding. Meant for GPUs: on forced CPU devices it gains nothing and
-        warns (see the Scaling-out docs).
+        float rounding. Meant for GPUs: on forced CPU devices it gains little or
+        nothing and warns (see the Scaling-out docs).
 
     **Returns:** a `FitResult`.
     """
-    mesh = mesh_for(trainer, devices)
-    # One device: no mesh at all, so single-device runs compile as they always did.
-    with jax.set_mesh(mesh) if mesh.devices.size > 1 else contextlib.nullcontext():
+    with use_mesh(mesh_for(trainer, devices)):
         return _fit(
             env, trainer, key, out_dir, resume, checkpoint_every, progress,
             max_steps, on_step,
@@ -90,24 +93,18 @@ def fit(
 
 
 def mesh_for(trainer: AbstractTrainer, devices: int | None = None) -> Mesh:
-    """The episode mesh over `devices` local devices, refusing a batch they do not
-    divide. `None`: all local devices, or the most of them that divide the batch."""
+    """The episode mesh `fit` trains `trainer` under: `episode_mesh` over `devices`
+    local devices and the trainer's `batch` (`None`: all of them, or the most of them
+    that divide the batch; a number given must divide it). Several CPU devices warn:
+    they share the same cores."""
     batch = getattr(trainer, "batch", None)
-    if devices is None and jax.process_count() == 1:
-        devices = len(jax.local_devices())
-        if isinstance(batch, int):
-            devices = max(d for d in range(1, devices + 1) if batch % d == 0)
-    mesh = episode_mesh(devices)
+    mesh = episode_mesh(devices, batch=batch if isinstance(batch, int) else None)
     n = mesh.devices.size
-    if n > 1 and isinstance(batch, int) and batch % n:
-        raise ValueError(
-            f"batch = {batch} episodes do not split over {n} devices; give a batch "
-            f"that is a multiple of {n}, or fewer devices."
-        )
     if n > 1 and mesh.devices.flat[0].platform == "cpu":
         warnings.warn(
             f"spreading episodes over {n} CPU devices: they share the same cores, so "
-            "nothing is gained; several devices are for GPUs.",
+            "little or nothing is gained (the Scaling-out docs have figures); "
+            "several devices are for GPUs.",
             stacklevel=3,
         )
     return mesh
