@@ -9,9 +9,10 @@ every episode) and the forward rollout plus the gradient of the Lagrangian with
 respect to every agent's policy outputs at every step and episode (what GradMAP caches;
 through the implicit adjoint of every power flow). The controller is the policy the
 trainers use (per-agent Gaussian MLPs, 16 tanh units). Compile time is reported apart.
-The episodes are spread over all local devices as `gridflex train` spreads them
-(`--devices N`: the first N). Results: `benchmarks/results/rollout.json`
-(`rollout_chunk<N>.json` with `--chunk N`, `..._devices<N>.json` with `--devices N`).
+The episodes are spread over the local devices as `gridflex train` spreads them (all
+of them, or the most that divide the episodes; `--devices N`: the first N).
+Results: `benchmarks/results/rollout.json` (`rollout_chunk<N>.json` with `--chunk
+N`, `..._devices<N>.json` with `--devices N`).
 
     XLA_FLAGS=--xla_force_host_platform_device_count=2 python benchmarks/rollout.py \
         --devices 2                     # this CPU's two cores as two devices
@@ -95,12 +96,14 @@ def _run(
             return jax.value_and_grad(lag, has_aux=True)(shift)
 
     mesh = episode_mesh(devices, batch=episodes)  # as `gridflex train` spreads them
+    n = int(mesh.devices.size)
     with use_mesh(mesh):
         t0 = time.perf_counter()
         jax.block_until_ready(fn(jax.random.key(2)))
         first_s = time.perf_counter() - t0
         if profile:
-            return {"mode": mode, "episodes": episodes, **_split(fn)}
+            split = _split(fn)
+            return {"mode": mode, "episodes": episodes, "devices": n, **split}
         t0 = time.perf_counter()
         out = jax.block_until_ready(fn(jax.random.key(3)))
         run_s = time.perf_counter() - t0
@@ -108,7 +111,9 @@ def _run(
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "mode": mode,
-        "devices": int(mesh.devices.size),
+        "devices": n,
+        "devices_visible": jax.device_count(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "build_environment_s": round(build_s, 2),
         "compile_s": round(first_s - run_s, 2),
         "run_s": round(run_s, 2),
@@ -172,8 +177,8 @@ def main(argv=None) -> int:
     p.add_argument(
         "--devices",
         type=int,
-        help="spread the episodes over the first N local devices (default: all that "
-        "divide them, as `gridflex train`)",
+        help="spread the episodes over the first N local devices (default: all of "
+        "them, or the most that divide them, as `gridflex train`)",
     )
     p.add_argument(
         "--profile",
@@ -182,6 +187,8 @@ def main(argv=None) -> int:
     )
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = p.parse_args(argv)
+    if args.devices is not None and args.devices < 1:
+        p.error(f"--devices {args.devices}: give 1 or more")
     if args.mode is not None:  # a child process
         print(
             json.dumps(
@@ -234,10 +241,10 @@ def main(argv=None) -> int:
         print(mode, report[mode], flush=True)
     os.makedirs(args.out, exist_ok=True)
     name = f"rollout_chunk{args.chunk}.json" if args.chunk else "rollout.json"
-    if args.devices:
-        name = name.replace(".json", f"_devices{args.devices}.json")
     if args.profile:
         name = "rollout_profile.json"
+    if args.devices:
+        name = name.replace(".json", f"_devices{args.devices}.json")
     path = os.path.join(args.out, name)
     with open(path, "w") as f:
         json.dump(report, f, indent=1)

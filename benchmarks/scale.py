@@ -41,18 +41,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import trainers as two  # noqa: E402  (runs, timing and the protocol's analysis)
 
 
-def _peak_memory_mb() -> tuple[float, str]:
-    """The largest peak bytes in use over the local devices where reported (GPUs),
-    else this process's peak resident set (CPU)."""
+def _peak_memory_mb(devices: int) -> tuple[float, str]:
+    """The largest peak bytes in use over the first `devices` local devices (those
+    a point's mesh uses) where reported (GPUs), else this process's peak resident set
+    (CPU)."""
     import resource
 
     import jax
 
-    stats = [d.memory_stats() or {} for d in jax.local_devices()]
+    stats = [d.memory_stats() or {} for d in jax.local_devices()[:devices]]
     if all("peak_bytes_in_use" in s for s in stats):
         what = "device peak bytes in use"
         if len(stats) > 1:
-            what += f", the largest of {len(stats)} devices"
+            what += f", the largest of the {len(stats)} devices used"
         return max(s["peak_bytes_in_use"] for s in stats) / 2**20, what
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process RSS"
 
@@ -66,7 +67,8 @@ def point(
     devices: int | None = None,
 ) -> dict:
     """One grid point, in this process, its episodes spread over `devices` as `fit`
-    spreads them (default: all local devices that divide the batch)."""
+    spreads them (default: all local devices, or the most of them that divide the
+    batch)."""
     import jax
 
     from gridflex.training import TRAINERS
@@ -74,7 +76,7 @@ def point(
     env = two._environment(f"{feeder}:{homes}", 0)
     trainer = TRAINERS[method](batch=batch)
     figures, _ = two.timed_steps(env, trainer, steps, devices)
-    peak, what = _peak_memory_mb()
+    peak, what = _peak_memory_mb(figures["devices"])
     figures.pop("peak_rss_mb", None)
     return {
         "method": method,
@@ -85,15 +87,22 @@ def point(
         "peak_memory_mb": round(peak, 1),
         "memory_measure": what,
         "platform": jax.default_backend(),
+        "devices_visible": jax.device_count(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
 
 
 def fit_memory(points: list[dict], device_gb: float) -> list[dict]:
-    """Per method and homes: memory per episode and fixed memory (least squares over
-    the batches), and the batch that fits `device_gb`."""
+    """Per method, homes and devices used: memory per episode and fixed memory (least
+    squares over the batches; per device, the largest, where there are several), and
+    the batch that fits `device_gb`."""
     out = []
-    for key in sorted({(p["method"], p["homes"]) for p in points}):
-        rows = [p for p in points if (p["method"], p["homes"]) == key]
+
+    def group(p: dict) -> tuple:
+        return p["method"], p["homes"], p.get("devices", 1)
+
+    for key in sorted({group(p) for p in points}):
+        rows = [p for p in points if group(p) == key]
         if len(rows) < 2:
             continue
         b = np.array([p["batch"] for p in rows], float)
@@ -103,6 +112,7 @@ def fit_memory(points: list[dict], device_gb: float) -> list[dict]:
             {
                 "method": key[0],
                 "homes": key[1],
+                "devices": key[2],
                 "memory_mb_per_episode": round(float(slope), 2),
                 "memory_mb_fixed": round(float(fixed), 1),
                 f"batch_fitting_{device_gb:g}gb": int(
@@ -175,11 +185,15 @@ def main(argv=None) -> int:
     p.add_argument(
         "--devices",
         type=int,
-        help="spread each batch over the first N local devices (default: all that "
-        "divide it, as `gridflex train`)",
+        help="spread each batch over the first N local devices (default: all of "
+        "them, or the most that divide it, as `gridflex train`)",
     )
     p.add_argument("--point", nargs=6, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.devices is not None and args.devices < 1:
+        p.error(f"--devices {args.devices}: give 1 or more")
+    if args.full and args.devices is not None:
+        p.error("--devices is for the grid; --full trains as `gridflex train` does")
     if args.point:
         feeder, homes, method, batch, steps, devices = args.point
         figures = point(

@@ -621,8 +621,8 @@ def timed_steps(
 ) -> tuple[dict, object]:
     """The first primal step (compilation included), then `steps` warm ones: their
     seconds, this process's peak memory, and the final state. The episodes are spread
-    over `devices` as `fit` spreads them (default: all local devices that divide the
-    batch)."""
+    over `devices` as `fit` spreads them (default: all local devices, or the most of
+    them that divide the batch)."""
     import equinox as eqx
     import jax
 

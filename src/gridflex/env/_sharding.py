@@ -89,7 +89,8 @@ def episode_mesh(devices: int | None = None, *, batch: int | None = None) -> Mes
 def use_mesh(mesh: Mesh) -> contextlib.AbstractContextManager:
     """`jax.set_mesh(mesh)`, or nothing at all for a one-device mesh, so that a
     single-device run compiles exactly as it would without one: how `fit` enters its
-    mesh, for loops of your own (`with use_mesh(episode_mesh(batch=b)): ...`)."""
+    mesh, for loops of your own (`with use_mesh(episode_mesh(batch=b)): ...`). Use
+    it only in a `with` statement: `jax.set_mesh` sets the mesh when it is called."""
     if mesh.devices.size > 1:
         return jax.set_mesh(mesh)
     return contextlib.nullcontext()
