@@ -173,3 +173,14 @@ def load_example(name: str):
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def load_benchmark(name: str):
+    """`benchmarks/<name>.py` imported under its own name, as the benchmarks import
+    one another (`scale.py` and `paper.py` import `trainers`)."""
+    folder = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    sys.path.insert(0, folder)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(folder)

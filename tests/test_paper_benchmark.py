@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from .helpers import load_benchmark
+
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("gradmap", "gradma", "gradma_rpo", "ippo", "mappo")
@@ -111,12 +113,9 @@ def test_paper_benchmark_runs_end_to_end(tmp_path):
 
 
 def test_paper_benchmark_variant_is_mappo_with_per_agent_critics():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import paper
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
     from gridflex.training import MAPPO
+
+    paper = load_benchmark("paper")
 
     trainer = paper._trainer("mappo_per_agent", 16, tiny=False)
     assert isinstance(trainer, MAPPO) and trainer.critic == "per_agent"

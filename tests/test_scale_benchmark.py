@@ -2,21 +2,13 @@
 the five-method benchmark's end-to-end test runs; a grid point's own subprocess is
 not run here, to keep the suite inside its budget.)"""
 
-import pathlib
-import sys
-
 import pytest
 
-
-BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+from .helpers import load_benchmark
 
 
 def test_memory_fit_recovers_a_line():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import scale
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    scale = load_benchmark("scale")
     points = [
         {"method": "m", "homes": 10, "batch": b, "peak_memory_mb": 500.0 + 3.0 * b}
         for b in (8, 16, 32)
@@ -26,15 +18,6 @@ def test_memory_fit_recovers_a_line():
     assert fit["batch_fitting_1gb"] == int((1024 - 500) / 3)
 
 
-def _scale():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import scale
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return scale
-
-
 def test_memory_is_fitted_per_device_count():
     points = [
         {"method": "m", "homes": 10, "batch": b, "devices": d, "peak_memory_mb": m}
@@ -42,13 +25,13 @@ def test_memory_is_fitted_per_device_count():
         for b in (8, 16, 32)
         for m in (500.0 + per * b,)
     ]
-    fits = _scale().fit_memory(points, device_gb=1.0)
+    fits = load_benchmark("scale").fit_memory(points, device_gb=1.0)
     assert [f["devices"] for f in fits] == [1, 2]
     assert [f["memory_mb_per_episode"] for f in fits] == [3.0, 1.5]
 
 
 def test_a_device_count_below_one_or_with_full_is_refused(capsys):
-    scale = _scale()
+    scale = load_benchmark("scale")
     for argv in (["--devices", "0"], ["--full", "--devices", "2"]):
         with pytest.raises(SystemExit) as e:
             scale.main(argv)

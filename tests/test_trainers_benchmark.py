@@ -1,23 +1,14 @@
 """The protocol of `benchmarks/trainers.py` (rules 3 and 4, and the trade-off check)
 on runs made up so that every figure is known by hand."""
 
-import pathlib
-import sys
-
 import pytest
 
-
-BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+from .helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def two():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import trainers
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return trainers
+    return load_benchmark("trainers")
 
 
 def _run(costs, violations):
