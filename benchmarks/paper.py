@@ -69,7 +69,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 
@@ -218,16 +217,9 @@ def timing(case, batch, results, tiny=False, repeats=5, methods=METHODS) -> dict
         mesh = mesh_for(trainer)  # the devices `fit` spreads the runs' episodes over
         with use_mesh(mesh):
             state = trainer.init(env, jax.random.key(0))
-            step = eqx.filter_jit(trainer.step)
-            t0 = time.perf_counter()
-            jax.block_until_ready(step(env, state))
-            first = time.perf_counter() - t0
-            times = []
-            for _ in range(1 if tiny else repeats):
-                t0 = time.perf_counter()
-                jax.block_until_ready(step(env, state))
-                times.append(time.perf_counter() - t0)
-        median = float(np.median(times))
+            first, median = two.clock(
+                eqx.filter_jit(trainer.step), env, state, repeats=1 if tiny else repeats
+            )
         out[method] = {
             "compile_s": round(first - median, 2),
             "primal_step_s": round(median, 3),

@@ -537,32 +537,33 @@ def plot_case(case: str, curves: dict[str, list[dict]], path: str) -> None:
 # --- timing: where a primal step's time goes ------------------------------------
 
 
-def timing(case: str, batch: int | None, repeats: int = 9) -> dict:
+def clock(fn, *args, repeats: int) -> tuple[float, float]:
+    """`fn(*args)`'s first call (compilation included) and the median of `repeats`
+    more, in seconds."""
     import jax
 
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t0)
+    return first, float(np.median(times))
+
+
+def timing(case: str, batch: int | None, repeats: int = 9) -> dict:
     from gridflex.env import use_mesh
     from gridflex.training import mesh_for
 
     env = _environment(case, 0)
     out: dict = {"case": case, "batch": batch or 500}
-
-    def clock(fn, *args) -> tuple[float, float]:
-        """(first call, median of the repeats)"""
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        first = time.perf_counter() - t0
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            jax.block_until_ready(fn(*args))
-            times.append(time.perf_counter() - t0)
-        return first, float(np.median(times))
-
     for method in METHODS:
         trainer = _trainer(method, batch)
         mesh = mesh_for(trainer)  # the devices `fit` spreads the runs' episodes over
         with use_mesh(mesh):
-            out[method] = _split_step(env, trainer, clock)
+            out[method] = _split_step(env, trainer, repeats)
         out[method]["devices"] = int(mesh.devices.size)
     out["command"] = "python benchmarks/trainers.py " + " ".join(sys.argv[1:])
     name = os.path.basename(_case_dir(case, batch))
@@ -573,7 +574,7 @@ def timing(case: str, batch: int | None, repeats: int = 9) -> dict:
     return out
 
 
-def _split_step(env, trainer, clock) -> dict:
+def _split_step(env, trainer, repeats: int) -> dict:
     """One method's primal step, split: the rollout, its gradient, the rest."""
     import equinox as eqx
     import jax
@@ -594,14 +595,15 @@ def _split_step(env, trainer, clock) -> dict:
         )
         return r.lagrangian
 
-    _, rollout = clock(eqx.filter_jit(forward), env, state, days)
+    _, rollout = clock(eqx.filter_jit(forward), env, state, days, repeats=repeats)
     _, gradient = clock(
         eqx.filter_jit(lambda t, e, s: batch_gradient(t, e, s)[2].g),
         trainer,
         env,
         state,
+        repeats=repeats,
     )
-    first, step = clock(eqx.filter_jit(trainer.step), env, state)
+    first, step = clock(eqx.filter_jit(trainer.step), env, state, repeats=repeats)
     return {
         "compile_s": round(first - step, 2),
         "rollout_s": round(rollout, 3),
